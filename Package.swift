@@ -1,0 +1,126 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "Sluice",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "sluice", targets: ["sluice"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        .target(name: "CSluiceLinux"),
+        .target(name: "SluiceModel", swiftSettings: swiftSettings),
+        .target(
+            name: "SluiceXDSTypes",
+            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]
+        ),
+        .target(
+            name: "SluiceConfig",
+            dependencies: [
+                "SluiceModel", "SluiceXDSTypes",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "SluiceProxy",
+            dependencies: [
+                "SluiceModel", "CSluiceLinux",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "SluiceInterception",
+            dependencies: [
+                "SluiceModel", "CSluiceLinux",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "SluiceNode",
+            dependencies: [
+                "SluiceInterception", "SluiceModel", "CSluiceLinux",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "SluiceAdmin",
+            dependencies: [
+                "SluiceProxy", "SluiceConfig", "SluiceModel", "SluiceXDSTypes",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "sluice",
+            dependencies: [
+                "SluiceModel", "SluiceConfig", "SluiceProxy", "SluiceInterception", "SluiceNode", "SluiceAdmin",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "SluiceModelTests", dependencies: ["SluiceModel"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "SluiceConfigTests",
+            dependencies: ["SluiceConfig", "SluiceModel", "SluiceXDSTypes"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SluiceProxyTests",
+            dependencies: [
+                "SluiceProxy", "SluiceModel",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SluiceInterceptionTests",
+            dependencies: ["SluiceInterception", "SluiceModel"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SluiceNodeTests",
+            dependencies: ["SluiceNode", "SluiceModel", "SluiceInterception"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SluiceAdminTests",
+            dependencies: ["SluiceAdmin", "SluiceProxy", "SluiceModel"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SluiceEndToEndTests",
+            dependencies: ["SluiceModel"],
+            resources: [.copy("Tools")],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,173 @@
+import SluiceModel
+import SwiftProtobuf
+
+/// Walks a JSON document against the Envoy schema, the way Envoy's own parser would reject it
+/// (unknown fields, wrong value types, unknown enum names, unknown `@type`s), and reports every
+/// valid field that Sluice does not implement. Every issue carries the field's path.
+public struct SchemaChecker: Sendable {
+    public let schema: SchemaIndex
+    public let policy: SupportPolicy
+
+    public init(schema: SchemaIndex = .envoy, policy: SupportPolicy = .current) {
+        self.schema = schema
+        self.policy = policy
+    }
+
+    /// All issues of `value` read as message `typeName`.
+    public func check(_ value: JSONValue, as typeName: String, path: String = "") -> [ConfigIssue] {
+        var issues: [ConfigIssue] = []
+        checkMessage(value, typeName: typeName, path: path, enforcePolicy: true, issues: &issues)
+        return issues
+    }
+
+    func checkMessage(
+        _ value: JSONValue, typeName: String, path: String, enforcePolicy: Bool, issues: inout [ConfigIssue]
+    ) {
+        if let wellKnown = WellKnownType(rawValue: typeName) {
+            checkWellKnown(value, type: wellKnown, path: path, enforcePolicy: enforcePolicy, issues: &issues)
+            return
+        }
+        guard let message = schema.message(typeName) else {
+            issues.append(ConfigIssue(.invalid, at: path, "type \(typeName) is not part of the Envoy v3 API"))
+            return
+        }
+        guard case .object(let members) = value else {
+            issues.append(ConfigIssue(.invalid, at: path, "expected an object (\(typeName)), found \(value.kindName)"))
+            return
+        }
+        var oneofs: [String: String] = [:]
+        for (key, member) in members {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            guard let field = message.field(named: key) else {
+                issues.append(ConfigIssue(.invalid, at: fieldPath, "unknown field \"\(key)\" in \(typeName)"))
+                continue
+            }
+            let canonicalPath = path.isEmpty ? field.name : "\(path).\(field.name)"
+            if case .null = member { continue }
+            if let oneof = field.oneofName {
+                if let other = oneofs[oneof] {
+                    issues.append(ConfigIssue(
+                        .invalid, at: canonicalPath,
+                        "\"\(field.name)\" and \"\(other)\" are alternatives (oneof \(oneof)); set only one"))
+                }
+                oneofs[oneof] = field.name
+            }
+            var enforce = enforcePolicy
+            if enforcePolicy, !Self.isDefault(member), !policy.supports(field: field.name, of: typeName) {
+                issues.append(ConfigIssue(
+                    .unsupported, at: canonicalPath,
+                    "\(typeName).\(field.name) is valid Envoy configuration that Sluice does not implement",
+                    feature: "\(typeName).\(field.name)"))
+                enforce = false
+            }
+            checkField(member, field: field, path: canonicalPath, enforcePolicy: enforce, issues: &issues)
+        }
+    }
+
+    private func checkField(
+        _ value: JSONValue, field: SchemaIndex.Field, path: String, enforcePolicy: Bool, issues: inout [ConfigIssue]
+    ) {
+        if let mapValue = field.mapValue {
+            guard case .object(let entries) = value else {
+                issues.append(ConfigIssue(.invalid, at: path, "expected an object (map), found \(value.kindName)"))
+                return
+            }
+            for (key, entry) in entries {
+                checkSingle(entry, kind: mapValue.kind, typeName: mapValue.typeName, path: "\(path)[\(key)]",
+                            enforcePolicy: enforcePolicy, issues: &issues)
+            }
+            return
+        }
+        if field.isRepeated {
+            guard case .array(let items) = value else {
+                issues.append(ConfigIssue(.invalid, at: path, "expected a list, found \(value.kindName)"))
+                return
+            }
+            for (index, item) in items.enumerated() {
+                checkSingle(item, kind: field.kind, typeName: field.typeName, path: "\(path)[\(index)]",
+                            enforcePolicy: enforcePolicy, issues: &issues)
+            }
+            return
+        }
+        checkSingle(value, kind: field.kind, typeName: field.typeName, path: path, enforcePolicy: enforcePolicy, issues: &issues)
+    }
+
+    private func checkSingle(
+        _ value: JSONValue, kind: Google_Protobuf_FieldDescriptorProto.TypeEnum, typeName: String, path: String,
+        enforcePolicy: Bool, issues: inout [ConfigIssue]
+    ) {
+        switch kind {
+        case .message, .group:
+            checkMessage(value, typeName: typeName, path: path, enforcePolicy: enforcePolicy, issues: &issues)
+        case .enum:
+            switch value {
+            case .string(let name):
+                if let values = schema.enumValues(typeName), !values.contains(name) {
+                    let known = values.sorted().joined(separator: ", ")
+                    issues.append(ConfigIssue(.invalid, at: path, "\"\(name)\" is not a value of \(typeName) (one of: \(known))"))
+                }
+            case .number(let text) where Int32(text) != nil:
+                break
+            default:
+                issues.append(ConfigIssue(.invalid, at: path, "expected an enum name (\(typeName)), found \(value.kindName)"))
+            }
+        default:
+            if let problem = Self.scalarProblem(value, kind: kind) {
+                issues.append(ConfigIssue(.invalid, at: path, problem))
+            }
+        }
+    }
+
+    /// Why `value` is not a valid proto3 JSON scalar of `kind`, or nil.
+    static func scalarProblem(_ value: JSONValue, kind: Google_Protobuf_FieldDescriptorProto.TypeEnum) -> String? {
+        func integer<T: FixedWidthInteger>(_ type: T.Type, _ label: String) -> String? {
+            let text: String
+            switch value {
+            case .number(let literal): text = literal
+            case .string(let literal): text = literal
+            default: return "expected \(label), found \(value.kindName)"
+            }
+            if T(text) != nil { return nil }
+            if let double = Double(text), double.rounded() == double, let exact = T(exactly: double) {
+                _ = exact
+                return nil
+            }
+            return "\"\(text)\" is not a valid \(label)"
+        }
+        switch kind {
+        case .string:
+            if case .string = value { return nil }
+            return "expected a string, found \(value.kindName)"
+        case .bytes:
+            if case .string = value { return nil }
+            return "expected base64 bytes, found \(value.kindName)"
+        case .bool:
+            if case .bool = value { return nil }
+            return "expected true or false, found \(value.kindName)"
+        case .int32, .sint32, .sfixed32: return integer(Int32.self, "32-bit integer")
+        case .uint32, .fixed32: return integer(UInt32.self, "unsigned 32-bit integer")
+        case .int64, .sint64, .sfixed64: return integer(Int64.self, "64-bit integer")
+        case .uint64, .fixed64: return integer(UInt64.self, "unsigned 64-bit integer")
+        case .double, .float:
+            switch value {
+            case .number: return nil
+            case .string(let text) where Double(text) != nil || ["NaN", "Infinity", "-Infinity"].contains(text): return nil
+            default: return "expected a number, found \(value.kindName)"
+            }
+        default:
+            return nil
+        }
+    }
+
+    /// Proto3 default values count as unset: Envoy treats them the same.
+    static func isDefault(_ value: JSONValue) -> Bool {
+        switch value {
+        case .null: return true
+        case .bool(let flag): return !flag
+        case .number(let text): return Double(text) == 0
+        case .string(let text): return text.isEmpty
+        case .array(let items): return items.isEmpty
+        case .object: return false
+        }
+    }
+}

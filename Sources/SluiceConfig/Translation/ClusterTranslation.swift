@@ -1,0 +1,233 @@
+import SluiceModel
+import SluiceXDSTypes
+import SwiftProtobuf
+
+extension TranslationContext {
+    /// Translates one cluster; nil when it has errors (they are recorded).
+    mutating func cluster(_ cluster: Envoy_Config_Cluster_V3_Cluster, path: String) -> ClusterConfig? {
+        let before = issues.count
+        if cluster.name.isEmpty { invalid(child(path, "name"), "a cluster needs a name") }
+
+        var connectTimeout: Duration = .seconds(5)
+        if cluster.hasConnectTimeout {
+            if cluster.connectTimeout.isPositive {
+                connectTimeout = cluster.connectTimeout.swiftDuration
+            } else {
+                invalid(child(path, "connect_timeout"), "must be a positive duration")
+            }
+        }
+
+        let discovery = discoveryType(cluster, path: path)
+        let loadBalancing = loadBalancingPolicy(cluster, discovery: discovery, path: path)
+
+        var assignment = LoadAssignment()
+        if cluster.hasLoadAssignment {
+            if case .originalDestination? = discovery {
+                invalid(child(path, "load_assignment"), "ORIGINAL_DST clusters must have no load assignment configured")
+            } else {
+                let allowNames: Bool
+                if case .strictDNS? = discovery { allowNames = true } else { allowNames = false }
+                assignment = loadAssignment(
+                    cluster.loadAssignment, path: child(path, "load_assignment"), allowHostnames: allowNames)
+            }
+        }
+
+        var panicThreshold = 50.0
+        if cluster.hasCommonLbConfig, cluster.commonLbConfig.hasHealthyPanicThreshold {
+            panicThreshold = cluster.commonLbConfig.healthyPanicThreshold.value
+            if panicThreshold < 0 || panicThreshold > 100 {
+                invalid(child(path, "common_lb_config.healthy_panic_threshold.value"), "must be between 0 and 100")
+            }
+        }
+
+        guard let discovery, let loadBalancing, !hasErrors(since: before) else { return nil }
+        return ClusterConfig(
+            name: cluster.name,
+            discovery: discovery,
+            connectTimeout: connectTimeout,
+            loadBalancing: loadBalancing,
+            loadAssignment: assignment,
+            perConnectionBufferLimitBytes: cluster.hasPerConnectionBufferLimitBytes
+                ? Int(cluster.perConnectionBufferLimitBytes.value) : 1 << 20,
+            healthyPanicThresholdPercent: panicThreshold)
+    }
+
+    private mutating func discoveryType(_ cluster: Envoy_Config_Cluster_V3_Cluster, path: String) -> ClusterConfig.Discovery? {
+        guard case .type(let type)? = cluster.clusterDiscoveryType else {
+            if cluster.clusterDiscoveryType == nil { return .staticEndpoints }
+            return nil  // cluster_type: reported by the schema check
+        }
+        switch type {
+        case .static:
+            return .staticEndpoints
+        case .strictDns:
+            var refresh: Duration = .seconds(5)
+            if cluster.hasDnsRefreshRate {
+                let rate = cluster.dnsRefreshRate.swiftDuration
+                if rate < .milliseconds(1) {
+                    invalid(child(path, "dns_refresh_rate"), "must be at least 1ms")
+                } else {
+                    refresh = rate
+                }
+            }
+            let family: DNSLookupFamily
+            switch cluster.dnsLookupFamily {
+            case .auto: family = .auto
+            case .v4Only: family = .v4Only
+            case .v6Only: family = .v6Only
+            case .v4Preferred: family = .v4Preferred
+            case .all: family = .all
+            case .UNRECOGNIZED(let value):
+                invalid(child(path, "dns_lookup_family"), "unknown lookup family \(value)")
+                return nil
+            }
+            return .strictDNS(refreshRate: refresh, lookupFamily: family, respectTTL: false)
+        case .originalDst:
+            var cleanup: Duration = .seconds(5)
+            if cluster.hasCleanupInterval {
+                if cluster.cleanupInterval.isPositive {
+                    cleanup = cluster.cleanupInterval.swiftDuration
+                } else {
+                    invalid(child(path, "cleanup_interval"), "must be a positive duration")
+                }
+            }
+            return .originalDestination(cleanupInterval: cleanup)
+        case .logicalDns:
+            unsupported(child(path, "type"), "LOGICAL_DNS clusters are not supported (use STRICT_DNS)",
+                        feature: "Cluster.type=LOGICAL_DNS")
+        case .eds:
+            unsupported(child(path, "type"), "EDS clusters need xDS, which this build does not implement",
+                        feature: "Cluster.type=EDS")
+        case .UNRECOGNIZED(let value):
+            invalid(child(path, "type"), "unknown cluster type \(value)")
+        }
+        return nil
+    }
+
+    private mutating func loadBalancingPolicy(
+        _ cluster: Envoy_Config_Cluster_V3_Cluster, discovery: ClusterConfig.Discovery?, path: String
+    ) -> LoadBalancingPolicy? {
+        let isOriginalDestination: Bool
+        if case .originalDestination? = discovery { isOriginalDestination = true } else { isOriginalDestination = false }
+        let policyPath = child(path, "lb_policy")
+        if isOriginalDestination, cluster.lbPolicy != .clusterProvided {
+            invalid(policyPath, "only CLUSTER_PROVIDED is allowed with cluster type ORIGINAL_DST")
+            return nil
+        }
+        switch cluster.lbPolicy {
+        case .roundRobin:
+            return .roundRobin
+        case .random:
+            return .random
+        case .leastRequest:
+            var choices = 2
+            if case .leastRequestLbConfig(let config)? = cluster.lbConfig, config.hasChoiceCount {
+                choices = Int(config.choiceCount.value)
+                if choices < 2 { invalid(child(path, "least_request_lb_config.choice_count"), "must be at least 2") }
+            }
+            return .leastRequest(choiceCount: choices)
+        case .clusterProvided:
+            if !isOriginalDestination {
+                invalid(policyPath, "CLUSTER_PROVIDED is only valid with cluster type ORIGINAL_DST")
+                return nil
+            }
+            return .clusterProvided
+        case .ringHash, .maglev:
+            unsupported(policyPath, "\(cluster.lbPolicy) load balancing is not supported",
+                        feature: "Cluster.lb_policy=\(cluster.lbPolicy)")
+        case .loadBalancingPolicyConfig:
+            unsupported(policyPath, "load_balancing_policy extensions are not supported",
+                        feature: "Cluster.lb_policy=LOAD_BALANCING_POLICY_CONFIG")
+        case .UNRECOGNIZED(let value):
+            invalid(policyPath, "unknown load balancing policy \(value)")
+        }
+        return nil
+    }
+
+    /// Endpoints of a `ClusterLoadAssignment`.
+    mutating func loadAssignment(
+        _ assignment: Envoy_Config_Endpoint_V3_ClusterLoadAssignment, path: String, allowHostnames: Bool
+    ) -> LoadAssignment {
+        var result = LoadAssignment()
+        if assignment.hasPolicy, assignment.policy.hasOverprovisioningFactor {
+            let factor = assignment.policy.overprovisioningFactor.value
+            if factor == 0 {
+                invalid(child(path, "policy.overprovisioning_factor"), "must be greater than 0")
+            } else {
+                result.overprovisioningFactor = Double(factor) / 100
+            }
+        }
+        for (localityIndex, group) in assignment.endpoints.enumerated() {
+            let groupPath = "\(path).endpoints[\(localityIndex)]"
+            var endpoints: [Endpoint] = []
+            for (index, lbEndpoint) in group.lbEndpoints.enumerated() {
+                let endpointPath = "\(groupPath).lb_endpoints[\(index)]"
+                if let endpoint = endpoint(lbEndpoint, path: endpointPath, allowHostnames: allowHostnames) {
+                    endpoints.append(endpoint)
+                }
+            }
+            var weight: UInt32?
+            if group.hasLoadBalancingWeight {
+                if group.loadBalancingWeight.value < 1 {
+                    invalid(child(groupPath, "load_balancing_weight"), "must be at least 1")
+                }
+                weight = group.loadBalancingWeight.value
+            }
+            result.localities.append(LocalityEndpoints(
+                locality: Locality(region: group.locality.region, zone: group.locality.zone, subZone: group.locality.subZone),
+                priority: Int(group.priority),
+                weight: weight,
+                endpoints: endpoints))
+        }
+        return result
+    }
+
+    private mutating func endpoint(
+        _ lbEndpoint: Envoy_Config_Endpoint_V3_LbEndpoint, path: String, allowHostnames: Bool
+    ) -> Endpoint? {
+        guard case .endpoint(let endpoint)? = lbEndpoint.hostIdentifier else {
+            if lbEndpoint.hostIdentifier == nil { invalid(child(path, "endpoint"), "an endpoint is required") }
+            return nil
+        }
+        let addressPath = child(path, "endpoint.address")
+        guard case .socketAddress(let socket)? = endpoint.address.address else {
+            if endpoint.address.address == nil {
+                invalid(addressPath, "an endpoint address is required")
+            } else {
+                unsupported(addressPath, "endpoints must be socket addresses")
+            }
+            return nil
+        }
+        let socketPath = child(addressPath, "socket_address")
+        var address: EndpointAddress
+        if let ip = IPAddress(socket.address) {
+            guard let port = port(socket, path: socketPath) else { return nil }
+            address = .ip(SocketEndpoint(address: ip, port: port))
+        } else if allowHostnames, !socket.address.isEmpty {
+            guard let port = port(socket, path: socketPath) else { return nil }
+            address = .hostname(socket.address, port: port)
+        } else {
+            invalid(child(socketPath, "address"), "malformed IP address: \"\(socket.address)\"")
+            return nil
+        }
+        if socket.protocol != .tcp { unsupported(child(socketPath, "protocol"), "only TCP is supported") }
+        var weight: UInt32 = 1
+        if lbEndpoint.hasLoadBalancingWeight {
+            weight = lbEndpoint.loadBalancingWeight.value
+            if weight < 1 { invalid(child(path, "load_balancing_weight"), "must be at least 1") }
+        }
+        let health: HealthStatus
+        switch lbEndpoint.healthStatus {
+        case .unknown: health = .unknown
+        case .healthy: health = .healthy
+        case .unhealthy: health = .unhealthy
+        case .draining: health = .draining
+        case .timeout: health = .timeout
+        case .degraded: health = .degraded
+        case .UNRECOGNIZED(let value):
+            invalid(child(path, "health_status"), "unknown health status \(value)")
+            return nil
+        }
+        return Endpoint(address: address, weight: max(weight, 1), health: health)
+    }
+}

@@ -1,0 +1,134 @@
+/// An upstream cluster: how its hosts are found and how one is chosen.
+public struct ClusterConfig: Hashable, Sendable {
+    public var name: String
+    public var discovery: Discovery
+    public var connectTimeout: Duration
+    public var loadBalancing: LoadBalancingPolicy
+    public var loadAssignment: LoadAssignment
+    public var perConnectionBufferLimitBytes: Int
+    /// Below this percentage of healthy hosts in a priority, balance across all of its hosts.
+    public var healthyPanicThresholdPercent: Double
+
+    /// How the cluster's hosts are found.
+    public enum Discovery: Hashable, Sendable {
+        /// Fixed IP endpoints (`STATIC`).
+        case staticEndpoints
+        /// Hostnames resolved periodically; every returned address is a host (`STRICT_DNS`).
+        case strictDNS(refreshRate: Duration, lookupFamily: DNSLookupFamily, respectTTL: Bool)
+        /// The host is the downstream connection's original destination (`ORIGINAL_DST`); hosts
+        /// idle longer than `cleanupInterval` are forgotten.
+        case originalDestination(cleanupInterval: Duration)
+    }
+
+    public init(
+        name: String,
+        discovery: Discovery,
+        connectTimeout: Duration = .seconds(5),
+        loadBalancing: LoadBalancingPolicy = .roundRobin,
+        loadAssignment: LoadAssignment = LoadAssignment(),
+        perConnectionBufferLimitBytes: Int = 1 << 20,
+        healthyPanicThresholdPercent: Double = 50
+    ) {
+        self.name = name
+        self.discovery = discovery
+        self.connectTimeout = connectTimeout
+        self.loadBalancing = loadBalancing
+        self.loadAssignment = loadAssignment
+        self.perConnectionBufferLimitBytes = perConnectionBufferLimitBytes
+        self.healthyPanicThresholdPercent = healthyPanicThresholdPercent
+    }
+}
+
+/// Envoy's `DnsLookupFamily`.
+public enum DNSLookupFamily: Hashable, Sendable {
+    case v4Only, v6Only, auto, v4Preferred, all
+}
+
+/// How a host is chosen within a priority level.
+public enum LoadBalancingPolicy: Hashable, Sendable {
+    case roundRobin
+    case random
+    /// Power of `choiceCount` choices on active connections.
+    case leastRequest(choiceCount: Int)
+    /// The cluster type chooses (ORIGINAL_DST).
+    case clusterProvided
+}
+
+/// Endpoints grouped by locality and priority (Envoy's `ClusterLoadAssignment`).
+public struct LoadAssignment: Hashable, Sendable {
+    public var localities: [LocalityEndpoints]
+    /// Envoy's default overprovisioning factor, 140%.
+    public var overprovisioningFactor: Double
+
+    public init(localities: [LocalityEndpoints] = [], overprovisioningFactor: Double = 1.4) {
+        self.localities = localities
+        self.overprovisioningFactor = overprovisioningFactor
+    }
+}
+
+/// Region, zone and sub-zone of a group of endpoints.
+public struct Locality: Hashable, Sendable {
+    public var region: String
+    public var zone: String
+    public var subZone: String
+
+    public init(region: String = "", zone: String = "", subZone: String = "") {
+        self.region = region
+        self.zone = zone
+        self.subZone = subZone
+    }
+}
+
+/// The endpoints of one locality at one priority.
+public struct LocalityEndpoints: Hashable, Sendable {
+    public var locality: Locality
+    public var priority: Int
+    public var weight: UInt32?
+    public var endpoints: [Endpoint]
+
+    public init(locality: Locality = Locality(), priority: Int = 0, weight: UInt32? = nil, endpoints: [Endpoint]) {
+        self.locality = locality
+        self.priority = priority
+        self.weight = weight
+        self.endpoints = endpoints
+    }
+}
+
+/// One upstream endpoint.
+public struct Endpoint: Hashable, Sendable {
+    public var address: EndpointAddress
+    public var weight: UInt32
+    public var health: HealthStatus
+
+    public init(address: EndpointAddress, weight: UInt32 = 1, health: HealthStatus = .unknown) {
+        self.address = address
+        self.weight = weight
+        self.health = health
+    }
+}
+
+/// An endpoint's address: a literal, or a name that DNS turns into hosts.
+public enum EndpointAddress: Hashable, Sendable, CustomStringConvertible {
+    case ip(SocketEndpoint)
+    case hostname(String, port: UInt16)
+
+    public var description: String {
+        switch self {
+        case .ip(let endpoint): return endpoint.description
+        case .hostname(let name, let port): return "\(name):\(port)"
+        }
+    }
+}
+
+/// Envoy's `HealthStatus` as reported by discovery.
+public enum HealthStatus: String, Hashable, Sendable {
+    case unknown, healthy, unhealthy, draining, timeout, degraded
+
+    /// Whether the load balancer may send new connections to the host.
+    public var acceptsTraffic: Bool {
+        switch self {
+        case .unknown, .healthy, .degraded: return true
+        case .unhealthy, .draining, .timeout: return false
+        }
+    }
+}

@@ -1,0 +1,52 @@
+/// Default ports and mark shared by the agent's capture rules and the proxy.
+public enum CaptureDefaults {
+    public static let outboundPort: UInt16 = 15001
+    public static let inboundPort: UInt16 = 15006
+    /// Every proxy socket carries this mark; capture rules let marked packets pass.
+    public static let proxyMark: UInt32 = 0x539
+    /// Bits of the mark the rules compare.
+    public static let markMask: UInt32 = 0xfff
+}
+
+/// What the agent tells the proxy about an enrolled workload.
+public struct WorkloadIdentity: Hashable, Sendable, Codable {
+    /// Unique key, by default the namespace name.
+    public var id: String
+    public var name: String
+    public var namespace: String
+    public var serviceAccount: String
+
+    public init(id: String, name: String? = nil, namespace: String = "default", serviceAccount: String = "default") {
+        self.id = id
+        self.name = name ?? id
+        self.namespace = namespace
+        self.serviceAccount = serviceAccount
+    }
+}
+
+/// Interception mechanisms an operator can pick per workload.
+public enum CaptureModeName: String, Hashable, Sendable, Codable, CaseIterable {
+    case iptables
+}
+
+/// Per-workload capture settings.
+public struct CaptureOptions: Hashable, Sendable, Codable {
+    /// TCP destination ports never captured, outbound or inbound.
+    public var excludePorts: [UInt16]
+    /// Outbound destination ranges never captured.
+    public var excludeCIDRs: [CIDRRange]
+    public var outboundPort: UInt16
+    public var inboundPort: UInt16
+
+    public init(
+        excludePorts: [UInt16] = [],
+        excludeCIDRs: [CIDRRange] = [],
+        outboundPort: UInt16 = CaptureDefaults.outboundPort,
+        inboundPort: UInt16 = CaptureDefaults.inboundPort
+    ) {
+        self.excludePorts = excludePorts
+        self.excludeCIDRs = excludeCIDRs
+        self.outboundPort = outboundPort
+        self.inboundPort = inboundPort
+    }
+}

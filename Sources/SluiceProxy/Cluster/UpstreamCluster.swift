@@ -1,0 +1,142 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import SluiceModel
+
+/// A cluster at run time: its current hosts, its load balancer and its stats.
+public final class UpstreamCluster: Sendable {
+    public let config: ClusterConfig
+    public let stats: ClusterStats
+    private let balancer: LoadBalancer
+    private let hosts: NIOLockedValueBox<HostSet>
+    /// Hosts created on demand for original-destination clusters, by address.
+    private let dynamicHosts = NIOLockedValueBox<[SocketEndpoint: UpstreamHost]>([:])
+    private let initialized: NIOLockedValueBox<Bool>
+
+    init(config: ClusterConfig, store: StatsStore) {
+        self.config = config
+        self.stats = ClusterStats(cluster: config.name, store: store)
+        self.balancer = LoadBalancer(policy: config.loadBalancing)
+        let staticHosts = Self.hosts(from: config.loadAssignment)
+        self.hosts = NIOLockedValueBox(
+            HostSet(
+                hosts: staticHosts,
+                overprovisioningFactor: config.loadAssignment.overprovisioningFactor,
+                panicThresholdPercent: config.healthyPanicThresholdPercent))
+        if case .strictDNS = config.discovery {
+            initialized = NIOLockedValueBox(false)
+        } else {
+            initialized = NIOLockedValueBox(true)
+        }
+        updateMembershipStats()
+    }
+
+    /// Whether the first host discovery has finished (DNS clusters start uninitialized).
+    public var isInitialized: Bool { initialized.withLockedValue { $0 } }
+
+    public var hostSet: HostSet { hosts.withLockedValue { $0 } }
+
+    /// Every host, including on-demand original-destination hosts.
+    public var allHosts: [UpstreamHost] {
+        if case .originalDestination = config.discovery {
+            return dynamicHosts.withLockedValue { Array($0.values) }.sorted { $0.address.description < $1.address.description }
+        }
+        return hostSet.allHosts
+    }
+
+    /// Picks the host for a new upstream connection; nil when none is available.
+    func chooseHost(originalDestination: SocketEndpoint?, excluding excluded: Set<ObjectIdentifier>) -> UpstreamHost? {
+        if case .originalDestination = config.discovery {
+            guard let destination = originalDestination else { return nil }
+            return dynamicHosts.withLockedValue { hosts in
+                if let existing = hosts[destination] { return existing }
+                let host = UpstreamHost(address: destination, health: .healthy)
+                hosts[destination] = host
+                stats.membershipTotal.set(Int64(hosts.count))
+                stats.membershipHealthy.set(Int64(hosts.count))
+                return host
+            }
+        }
+        return balancer.choose(from: hostSet, excluding: excluded)
+    }
+
+    /// Replaces the host set (DNS refresh, discovery), keeping the stats of unchanged hosts.
+    func replaceHosts(_ newHosts: [UpstreamHost]) {
+        hosts.withLockedValue { current in
+            let merged = newHosts.map { candidate in
+                current.allHosts.first { $0.sameAddress(as: candidate) } ?? candidate
+            }
+            current = HostSet(
+                hosts: merged,
+                overprovisioningFactor: config.loadAssignment.overprovisioningFactor,
+                panicThresholdPercent: config.healthyPanicThresholdPercent)
+        }
+        initialized.withLockedValue { $0 = true }
+        updateMembershipStats()
+    }
+
+    /// Forgets idle original-destination hosts not used within `maxIdle`.
+    func removeIdleDynamicHosts(olderThan cutoff: UInt64) {
+        dynamicHosts.withLockedValue { hosts in
+            hosts = hosts.filter { $0.value.connectionsActive.value > 0 || $0.value.lastUsed >= cutoff }
+            stats.membershipTotal.set(Int64(hosts.count))
+            stats.membershipHealthy.set(Int64(hosts.count))
+        }
+    }
+
+    private func updateMembershipStats() {
+        let set = hostSet
+        stats.membershipTotal.set(Int64(set.allHosts.count))
+        stats.membershipHealthy.set(Int64(set.allHosts.filter(\.isHealthy).count))
+    }
+
+    static func hosts(from assignment: LoadAssignment) -> [UpstreamHost] {
+        assignment.localities.flatMap { locality in
+            locality.endpoints.compactMap { endpoint -> UpstreamHost? in
+                guard case .ip(let address) = endpoint.address else { return nil }
+                return UpstreamHost(
+                    address: address, weight: endpoint.weight, health: endpoint.health,
+                    locality: locality.locality, priority: locality.priority)
+            }
+        }
+    }
+}
+
+/// Envoy's `cluster.<name>.*` stats.
+public struct ClusterStats: Sendable {
+    public let upstreamConnectionsTotal: Counter
+    public let upstreamConnectionsActive: Gauge
+    public let upstreamConnectFailures: Counter
+    public let upstreamConnectTimeouts: Counter
+    public let upstreamConnectAttemptsExceeded: Counter
+    public let upstreamNoneHealthy: Counter
+    public let upstreamConnectionsDestroyed: Counter
+    public let upstreamConnectionsDestroyedLocal: Counter
+    public let upstreamConnectionsDestroyedRemote: Counter
+    public let upstreamBytesReceived: Counter
+    public let upstreamBytesSent: Counter
+    public let upstreamFlowControlPaused: Counter
+    public let upstreamFlowControlResumed: Counter
+    public let membershipTotal: Gauge
+    public let membershipHealthy: Gauge
+
+    init(cluster: String, store: StatsStore) {
+        func counter(_ leaf: String) -> Counter { store.counter(.cluster(cluster, leaf)) }
+        func gauge(_ leaf: String) -> Gauge { store.gauge(.cluster(cluster, leaf)) }
+        upstreamConnectionsTotal = counter("upstream_cx_total")
+        upstreamConnectionsActive = gauge("upstream_cx_active")
+        upstreamConnectFailures = counter("upstream_cx_connect_fail")
+        upstreamConnectTimeouts = counter("upstream_cx_connect_timeout")
+        upstreamConnectAttemptsExceeded = counter("upstream_cx_connect_attempts_exceeded")
+        upstreamNoneHealthy = counter("upstream_cx_none_healthy")
+        upstreamConnectionsDestroyed = counter("upstream_cx_destroy")
+        upstreamConnectionsDestroyedLocal = counter("upstream_cx_destroy_local")
+        upstreamConnectionsDestroyedRemote = counter("upstream_cx_destroy_remote")
+        upstreamBytesReceived = counter("upstream_cx_rx_bytes_total")
+        upstreamBytesSent = counter("upstream_cx_tx_bytes_total")
+        upstreamFlowControlPaused = counter("upstream_flow_control_paused_reading_total")
+        upstreamFlowControlResumed = counter("upstream_flow_control_resumed_reading_total")
+        membershipTotal = gauge("membership_total")
+        membershipHealthy = gauge("membership_healthy")
+    }
+}

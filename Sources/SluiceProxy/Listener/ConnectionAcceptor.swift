@@ -1,0 +1,77 @@
+import Logging
+import NIOCore
+import SluiceModel
+
+/// What connections accepted in one namespace share: where upstream sockets are created and
+/// whose stats they count toward.
+struct AcceptScope: Sendable {
+    let socketFactory: SocketFactory
+    let workloadStats: WorkloadStats?
+}
+
+/// Initializes each accepted connection: restores the original destination, applies
+/// `use_original_dst` hand-off, selects the filter chain and installs the TCP proxy session.
+struct ConnectionAcceptor: Sendable {
+    let listener: CompiledListener
+    let table: ListenerTable
+    let scope: AcceptScope
+    let clusters: ClusterManager
+    let logger: Logger
+
+    func initialize(_ channel: any Channel) -> EventLoopFuture<Void> {
+        let stats = listener.stats
+        stats.downstreamConnectionsTotal.increment()
+        stats.downstreamConnectionsActive.increment()
+        let workloadStats = scope.workloadStats
+        if let workloadStats {
+            workloadStats.connectionsTotal.increment()
+            workloadStats.connectionsActive.increment()
+            switch listener.config.capture {
+            case .outbound?: workloadStats.outboundConnections.increment()
+            case .inbound?: workloadStats.inboundConnections.increment()
+            case nil: break
+            }
+        }
+        channel.closeFuture.whenComplete { _ in
+            stats.downstreamConnectionsActive.decrement()
+            stats.downstreamConnectionsDestroyed.increment()
+            workloadStats?.connectionsActive.decrement()
+        }
+        guard let local = SocketEndpoint(channel.localAddress), let remote = SocketEndpoint(channel.remoteAddress) else {
+            return channel.eventLoop.makeFailedFuture(AcceptError.noAddress)
+        }
+        let lookup = listener.config.restoresOriginalDestination
+            ? OriginalDestination.lookup(channel, localAddress: local)
+            : channel.eventLoop.makeSucceededFuture(nil)
+        return lookup.flatMapThrowing { original in
+            try self.install(on: channel, local: local, remote: remote, original: original)
+        }
+    }
+
+    private func install(on channel: any Channel, local: SocketEndpoint, remote: SocketEndpoint, original: SocketEndpoint?) throws {
+        let destination = original ?? local
+        var target = listener
+        if listener.config.useOriginalDestination, original != nil, let handoff = table.handoffTarget(for: destination) {
+            target = handoff
+        }
+        let metadata = ConnectionMetadata(destination: destination, source: remote)
+        guard let route = target.route(for: metadata) else {
+            target.stats.noFilterChainMatch.increment()
+            throw AcceptError.noFilterChainMatch
+        }
+        route.stats.downstreamConnectionsTotal.increment()
+        let origin = DownstreamOrigin(
+            metadata: metadata,
+            acceptedAddress: local,
+            socketFactory: scope.socketFactory,
+            workloadStats: scope.workloadStats)
+        let session = TCPProxySession(route: route, origin: origin, clusters: clusters, eventLoop: channel.eventLoop, logger: logger)
+        try channel.pipeline.syncOperations.addHandler(RelayHandler(session: session, side: .downstream))
+    }
+}
+
+/// Why an accepted connection was closed before proxying.
+enum AcceptError: Error {
+    case noAddress
+    case noFilterChainMatch
+}

@@ -1,0 +1,56 @@
+import Logging
+import NIOCore
+import NIOPosix
+import SluiceModel
+
+/// The bound sockets of one listener in one namespace, served by NIO.
+final class ListenerBinding: Sendable {
+    let listener: CompiledListener
+    let channels: [any Channel]
+
+    private init(listener: CompiledListener, channels: [any Channel]) {
+        self.listener = listener
+        self.channels = channels
+    }
+
+    /// Binds every address of `listener` inside the scope's namespace and starts accepting.
+    static func bind(
+        _ listener: CompiledListener,
+        table: ListenerTable,
+        scope: AcceptScope,
+        clusters: ClusterManager,
+        group: any EventLoopGroup,
+        logger: Logger
+    ) async throws -> ListenerBinding {
+        let acceptor = ConnectionAcceptor(listener: listener, table: table, scope: scope, clusters: clusters, logger: logger)
+        let limit = max(listener.config.perConnectionBufferLimitBytes, 1)
+        var channels: [any Channel] = []
+        do {
+            for address in listener.config.addresses {
+                let fd = try scope.socketFactory.makeListeningSocket(address)
+                let channel = try await ServerBootstrap(group: group)
+                    .childChannelOption(.autoRead, value: false)
+                    .childChannelOption(.allowRemoteHalfClosure, value: true)
+                    .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+                    .childChannelOption(.writeBufferWaterMark, value: .init(low: limit / 2, high: limit))
+                    .childChannelInitializer { acceptor.initialize($0) }
+                    .withBoundSocket(fd)
+                    .get()
+                channels.append(channel)
+            }
+        } catch {
+            for channel in channels { try? await channel.close() }
+            throw error
+        }
+        return ListenerBinding(listener: listener, channels: channels)
+    }
+
+    /// Stops accepting; established connections are not touched.
+    func close() async {
+        for channel in channels { try? await channel.close() }
+    }
+
+    var boundAddresses: [SocketEndpoint] {
+        channels.compactMap { SocketEndpoint($0.localAddress) }
+    }
+}

@@ -1,0 +1,87 @@
+import SluiceModel
+
+/// Envoy's `listener.<address>.*` stats.
+struct ListenerStats: Sendable {
+    let downstreamConnectionsTotal: Counter
+    let downstreamConnectionsActive: Gauge
+    let downstreamConnectionsDestroyed: Counter
+    let noFilterChainMatch: Counter
+
+    init(statName: String, store: StatsStore) {
+        downstreamConnectionsTotal = store.counter(.listener(statName, "downstream_cx_total"))
+        downstreamConnectionsActive = store.gauge(.listener(statName, "downstream_cx_active"))
+        downstreamConnectionsDestroyed = store.counter(.listener(statName, "downstream_cx_destroy"))
+        noFilterChainMatch = store.counter(.listener(statName, "no_filter_chain_match"))
+    }
+}
+
+/// A listener's configuration prepared for the data path: chain selection and the routes and
+/// stats of its chains are built once, not per connection.
+final class CompiledListener: Sendable {
+    let config: ListenerConfig
+    let stats: ListenerStats
+    private let selector: FilterChainSelector
+    private let chainRoutes: [TCPProxyRoute?]
+    private let defaultRoute: TCPProxyRoute?
+
+    init(config: ListenerConfig, store: StatsStore) {
+        self.config = config
+        self.stats = ListenerStats(statName: config.statName, store: store)
+        self.selector = FilterChainSelector(chains: config.filterChains, hasDefaultChain: config.defaultFilterChain != nil)
+        func route(_ chain: FilterChain) -> TCPProxyRoute? {
+            for filter in chain.filters {
+                if case .tcpProxy(let proxy) = filter {
+                    return TCPProxyRoute(config: proxy, stats: TCPProxyStats(prefix: proxy.statPrefix, store: store))
+                }
+            }
+            return nil
+        }
+        self.chainRoutes = config.filterChains.map(route)
+        self.defaultRoute = config.defaultFilterChain.flatMap(route)
+    }
+
+    /// The terminal route of the chain a connection selects, or nil (no chain matched).
+    func route(for connection: ConnectionMetadata) -> TCPProxyRoute? {
+        switch selector.select(connection) {
+        case .chain(let index): return chainRoutes[index]
+        case .defaultChain: return defaultRoute
+        case nil: return nil
+        }
+    }
+}
+
+/// Every listener of the current configuration, with the index `use_original_dst` hand-off needs.
+final class ListenerTable: Sendable {
+    let listeners: [CompiledListener]
+    private let handoffTargets: [UInt16: [CompiledListener]]
+
+    init(configs: [ListenerConfig], store: StatsStore) {
+        listeners = configs.map { CompiledListener(config: $0, store: store) }
+        var targets: [UInt16: [CompiledListener]] = [:]
+        for listener in listeners where !listener.config.bindToPort {
+            for address in listener.config.addresses {
+                targets[address.endpoint.port, default: []].append(listener)
+            }
+        }
+        handoffTargets = targets
+    }
+
+    func listener(for role: CaptureRole) -> CompiledListener? {
+        listeners.first { $0.config.capture == role }
+    }
+
+    /// Where `use_original_dst` hands a connection to: the listener with exactly the original
+    /// destination address, else one with the wildcard address of the same family and port.
+    func handoffTarget(for destination: SocketEndpoint) -> CompiledListener? {
+        guard let candidates = handoffTargets[destination.port] else { return nil }
+        if let exact = candidates.first(where: { $0.config.addresses.contains { $0.endpoint == destination } }) {
+            return exact
+        }
+        return candidates.first { listener in
+            listener.config.addresses.contains {
+                $0.endpoint.address.isUnspecified
+                    && ($0.endpoint.address.isV4 == destination.address.isV4 || $0.ipv4Compatible)
+            }
+        }
+    }
+}

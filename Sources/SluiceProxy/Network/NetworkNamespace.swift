@@ -1,0 +1,94 @@
+import CSluiceLinux
+import Foundation
+
+/// A network namespace held open by file descriptor. Sockets belong to the namespace of the
+/// thread that creates them, so work that must create sockets "inside" a workload runs in
+/// `perform`, which moves the calling thread in and back out.
+public final class NetworkNamespace: Sendable, CustomStringConvertible {
+    public let descriptor: CInt
+    /// Device and inode of the namespace: equal identities mean the same namespace.
+    public let identity: Identity
+    /// Whether this is the namespace the process started in (no switch needed).
+    public let isHome: Bool
+
+    public struct Identity: Hashable, Sendable, Codable, CustomStringConvertible {
+        public var device: UInt64
+        public var inode: UInt64
+
+        public init(device: UInt64, inode: UInt64) {
+            self.device = device
+            self.inode = inode
+        }
+
+        public var description: String { "net:[\(inode)]" }
+    }
+
+    /// The namespace the process was started in; opened once, before any thread switches.
+    public static let home: NetworkNamespace = {
+        do {
+            return try NetworkNamespace(path: "/proc/self/ns/net", isHome: true)
+        } catch {
+            fatalError("cannot open the proxy's own network namespace: \(error)")
+        }
+    }()
+
+    /// Opens the namespace at `path` (`/run/netns/NAME`, `/proc/PID/ns/net`).
+    public convenience init(path: String) throws {
+        try self.init(path: path, isHome: false)
+    }
+
+    private convenience init(path: String, isHome: Bool) throws {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw NamespaceError.open(path: path, errno: errno) }
+        try self.init(takingOwnershipOf: descriptor, isHome: isHome)
+    }
+
+    /// Adopts a descriptor received from the agent; it is closed when this object goes away.
+    public init(takingOwnershipOf descriptor: CInt, isHome: Bool = false) throws {
+        var device: UInt64 = 0
+        var inode: UInt64 = 0
+        let rc = sluice_file_identity(descriptor, &device, &inode)
+        guard rc == 0 else {
+            close(descriptor)
+            throw NamespaceError.inspect(errno: -rc)
+        }
+        self.descriptor = descriptor
+        self.identity = Identity(device: device, inode: inode)
+        self.isHome = isHome
+    }
+
+    deinit {
+        close(descriptor)
+    }
+
+    public var description: String { identity.description }
+
+    /// Runs `body` on the calling thread while it is inside this namespace.
+    public func perform<Result>(_ body: () throws -> Result) throws -> Result {
+        if isHome || identity == NetworkNamespace.home.identity { return try body() }
+        let rc = sluice_setns_net(descriptor)
+        guard rc == 0 else { throw NamespaceError.enter(errno: -rc) }
+        defer {
+            // A thread left in a workload's namespace would silently create every later socket
+            // there; there is no safe way to continue after that.
+            let back = sluice_setns_net(NetworkNamespace.home.descriptor)
+            precondition(back == 0, "cannot return to the proxy's own network namespace (errno \(-back))")
+        }
+        return try body()
+    }
+}
+
+/// Failures entering or opening a namespace.
+public enum NamespaceError: Error, CustomStringConvertible {
+    case open(path: String, errno: CInt)
+    case inspect(errno: CInt)
+    case enter(errno: CInt)
+
+    public var description: String {
+        switch self {
+        case .open(let path, let code): return "cannot open network namespace \(path): \(String(cString: strerror(code)))"
+        case .inspect(let code): return "cannot inspect namespace descriptor: \(String(cString: strerror(code)))"
+        case .enter(let code): return "cannot enter network namespace: \(String(cString: strerror(code)))"
+        }
+    }
+}

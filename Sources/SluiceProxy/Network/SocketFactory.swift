@@ -1,0 +1,123 @@
+import CSluiceLinux
+import Foundation
+import NIOCore
+import NIOPosix
+import SluiceModel
+
+/// Creates the proxy's sockets for one namespace (a workload's, or the proxy's own): listeners
+/// bound inside it and upstream connections that leave from it. Every socket carries the proxy
+/// mark so capture rules never send the proxy's own traffic back to it.
+public struct SocketFactory: Sendable {
+    public let namespace: NetworkNamespace
+    public let mark: UInt32?
+
+    public init(namespace: NetworkNamespace, mark: UInt32? = CaptureDefaults.proxyMark) {
+        self.namespace = namespace
+        self.mark = mark
+    }
+
+    /// A bound, listening, non-blocking socket for `address`, created inside the namespace.
+    public func makeListeningSocket(_ address: ListenerAddress, backlog: Int32 = 1024) throws -> CInt {
+        let endpoint = address.endpoint
+        return try namespace.perform {
+            let family = endpoint.address.isV4 ? AF_INET : AF_INET6
+            let fd = sluice_stream_socket(
+                family, mark.map { CInt(bitPattern: $0) } ?? -1, 1, address.ipv4Compatible ? 0 : 1, 0)
+            guard fd >= 0 else { throw SocketFactoryError.socket(address: endpoint, errno: -fd) }
+            let rc = endpoint.withSockaddr { sluice_bind_listen(fd, $0, $1, backlog) }
+            guard rc == 0 else {
+                close(fd)
+                throw SocketFactoryError.bind(address: endpoint, errno: -rc)
+            }
+            return fd
+        }
+    }
+
+    /// Connects to `endpoint` from inside the namespace. Only socket creation needs the namespace;
+    /// NIO creates the socket synchronously in `connect`, so the switch is brief.
+    public func connect(
+        to endpoint: SocketEndpoint,
+        on eventLoop: any EventLoop,
+        timeout: TimeAmount,
+        channelInitializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>
+    ) -> EventLoopFuture<any Channel> {
+        var bootstrap = ClientBootstrap(group: eventLoop)
+            .connectTimeout(timeout)
+            .channelOption(.autoRead, value: false)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelInitializer(channelInitializer)
+        if let mark {
+            bootstrap = bootstrap.channelOption(
+                .socketOption(NIOBSDSocket.Option(rawValue: SO_MARK)), value: SocketOptionValue(Int32(bitPattern: mark)))
+        }
+        let address = endpoint.nioAddress
+        do {
+            return try namespace.perform { bootstrap.connect(to: address) }
+        } catch {
+            return eventLoop.makeFailedFuture(error)
+        }
+    }
+}
+
+/// Socket creation failures, naming the address.
+public enum SocketFactoryError: Error, CustomStringConvertible {
+    case socket(address: SocketEndpoint, errno: CInt)
+    case bind(address: SocketEndpoint, errno: CInt)
+
+    public var description: String {
+        switch self {
+        case .socket(let address, let code): return "cannot create socket for \(address): \(String(cString: strerror(code)))"
+        case .bind(let address, let code): return "cannot listen on \(address): \(String(cString: strerror(code)))"
+        }
+    }
+}
+
+extension SocketEndpoint {
+    /// The NIO form of this endpoint.
+    public var nioAddress: SocketAddress {
+        switch address {
+        case .v4(let value):
+            var storage = sockaddr_in()
+            storage.sin_family = sa_family_t(AF_INET)
+            storage.sin_port = port.bigEndian
+            storage.sin_addr = in_addr(s_addr: value.bigEndian)
+            return SocketAddress(storage, host: "")
+        case .v6:
+            var storage = sockaddr_in6()
+            storage.sin6_family = sa_family_t(AF_INET6)
+            storage.sin6_port = port.bigEndian
+            storage.sin6_addr = address.in6
+            return SocketAddress(storage, host: "")
+        }
+    }
+
+    /// Builds an endpoint from a NIO address (IPv4-mapped IPv6 addresses become IPv4).
+    public init?(_ address: SocketAddress?) {
+        switch address {
+        case .v4(let v4):
+            self.init(address: .v4(UInt32(bigEndian: v4.address.sin_addr.s_addr)), port: UInt16(bigEndian: v4.address.sin_port))
+        case .v6(let v6):
+            self.init(address: IPAddress(in6: v6.address.sin6_addr).unmappingIPv4, port: UInt16(bigEndian: v6.address.sin6_port))
+        default:
+            return nil
+        }
+    }
+
+    func withSockaddr<Result>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> Result) -> Result {
+        switch nioAddress {
+        case .v4(let v4):
+            var storage = v4.address
+            return withUnsafePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+        case .v6(let v6):
+            var storage = v6.address
+            return withUnsafePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+            }
+        default:
+            preconditionFailure("SocketEndpoint is always IP")
+        }
+    }
+}

@@ -1,0 +1,323 @@
+import Logging
+import NIOCore
+import SluiceModel
+
+/// Everything a proxied connection needs from the listener that accepted it.
+struct TCPProxyRoute: Sendable {
+    let config: TCPProxyConfig
+    let stats: TCPProxyStats
+}
+
+/// Where a connection came from, for stats and upstream socket creation.
+struct DownstreamOrigin: Sendable {
+    let metadata: ConnectionMetadata
+    /// The address the connection was accepted on (before original-destination restoration).
+    let acceptedAddress: SocketEndpoint
+    let socketFactory: SocketFactory
+    let workloadStats: WorkloadStats?
+}
+
+/// One proxied TCP connection: chooses the upstream, connects (with retries), then relays bytes
+/// both ways with backpressure, forwards half-closes, and enforces the idle timeout. Lives on the
+/// downstream channel's event loop; the upstream channel is created on the same loop.
+final class TCPProxySession {
+    typealias Side = TCPProxyStateMachine.Side
+
+    private var machine: TCPProxyStateMachine
+    private let route: TCPProxyRoute
+    private let origin: DownstreamOrigin
+    private let clusters: ClusterManager
+    private let eventLoop: any EventLoop
+    private let logger: Logger
+
+    private var downstream: ChannelHandlerContext?
+    private var upstream: ChannelHandlerContext?
+    private var cluster: UpstreamCluster?
+    private var host: UpstreamHost?
+    private var failedHosts: Set<ObjectIdentifier> = []
+
+    private var downstreamPaused = false
+    private var upstreamPaused = false
+    private var downstreamBytesRead = 0
+    private var upstreamBytesRead = 0
+    private var lastActivity = NIODeadline.now()
+    private var idleTimer: Scheduled<Void>?
+    private var durationTimer: Scheduled<Void>?
+
+    init(route: TCPProxyRoute, origin: DownstreamOrigin, clusters: ClusterManager, eventLoop: any EventLoop, logger: Logger) {
+        self.machine = TCPProxyStateMachine(maxConnectAttempts: route.config.maxConnectAttempts)
+        self.route = route
+        self.origin = origin
+        self.clusters = clusters
+        self.eventLoop = eventLoop
+        self.logger = logger
+    }
+
+    // MARK: Events from the relay handlers
+
+    func attach(_ context: ChannelHandlerContext, side: Side) {
+        if side == .downstream { downstream = context }
+    }
+
+    func channelActive(_ side: Side) {
+        if side == .downstream { perform(machine.downstreamActive()) }
+    }
+
+    func read(_ buffer: ByteBuffer, from side: Side, context: ChannelHandlerContext) {
+        guard let target = peer(of: side, from: context) else { return }
+        if side == .downstream { downstreamBytesRead += buffer.readableBytes } else { upstreamBytesRead += buffer.readableBytes }
+        target.write(NIOAny(buffer), promise: nil)
+    }
+
+    func readComplete(from side: Side, context: ChannelHandlerContext) {
+        guard let target = peer(of: side, from: context), let source = self.context(side) else { return }
+        target.flush()
+        lastActivity = .now()
+        recordBytes()
+        if target.channel.isWritable {
+            source.read()
+        } else {
+            setPaused(side, true)
+        }
+    }
+
+    func writabilityChanged(_ side: Side, writable: Bool, context: ChannelHandlerContext) {
+        guard writable, isCurrent(side, context), isPaused(side.other), let reader = self.context(side.other) else { return }
+        setPaused(side.other, false)
+        reader.read()
+    }
+
+    func inputClosed(_ side: Side, context: ChannelHandlerContext) {
+        guard isCurrent(side, context) else { return }
+        perform(machine.inputClosed(side))
+    }
+
+    func channelInactive(_ side: Side, context: ChannelHandlerContext) {
+        guard isCurrent(side, context) else { return }
+        perform(machine.channelInactive(side))
+        if machine.state == .closed { cancelTimers() }
+    }
+
+    // MARK: Actions
+
+    private func perform(_ action: TCPProxyStateMachine.Action) {
+        switch action {
+        case .none:
+            break
+        case .connect(let attempt):
+            connect(attempt: attempt)
+        case .startRelay:
+            startRelay()
+        case .closeUpstream:
+            upstream?.close(promise: nil)
+        case .giveUp:
+            downstream?.close(promise: nil)
+        case .shutdownOutput(let side):
+            guard let context = context(side) else { return }
+            whenWritesComplete(context) { context.close(mode: .output, promise: nil) }
+        case .flushAndClose(let side):
+            guard let context = context(side) else { return }
+            if side == .upstream {
+                route.stats.upstreamFlushTotal.increment()
+                route.stats.upstreamFlushActive.increment()
+            }
+            let flushActive = route.stats.upstreamFlushActive
+            whenWritesComplete(context) {
+                if side == .upstream { flushActive.decrement() }
+                context.close(promise: nil)
+            }
+        case .closeBoth:
+            cancelTimers()
+            downstream?.close(promise: nil)
+            upstream?.close(promise: nil)
+        }
+    }
+
+    private func connect(attempt: Int) {
+        if cluster == nil {
+            guard let chosen = chooseCluster() else {
+                route.stats.downstreamNoRoute.increment()
+                perform(machine.noUpstream())
+                return
+            }
+            cluster = chosen
+        }
+        guard let cluster else { return }
+        let destination = origin.metadata.destination
+        if case .originalDestination = cluster.config.discovery, destination == origin.acceptedAddress {
+            // Not redirected: the "original" destination is this listener, and connecting there
+            // would loop back into the proxy forever.
+            logger.debug("refusing to connect a listener to itself", metadata: ["destination": "\(destination)"])
+            cluster.stats.upstreamNoneHealthy.increment()
+            perform(machine.noUpstream())
+            return
+        }
+        guard let host = cluster.chooseHost(originalDestination: destination, excluding: failedHosts) else {
+            cluster.stats.upstreamNoneHealthy.increment()
+            perform(machine.noUpstream())
+            return
+        }
+        self.host = host
+        host.connectionsTotal.increment()
+        host.connectionsActive.increment()
+        host.markUsed(at: NIODeadline.now().uptimeNanoseconds)
+        cluster.stats.upstreamConnectionsTotal.increment()
+        cluster.stats.upstreamConnectionsActive.increment()
+
+        let session = NIOLoopBound(self, eventLoop: eventLoop)
+        let limit = cluster.config.perConnectionBufferLimitBytes
+        let timeout = TimeAmount(cluster.config.connectTimeout)
+        origin.socketFactory.connect(to: host.address, on: eventLoop, timeout: timeout) { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(RelayHandler(session: session.value, side: .upstream))
+                try channel.syncOptions?.setOption(.writeBufferWaterMark, value: .init(low: limit / 2, high: max(limit, 1)))
+            }
+        }.assumeIsolated().whenComplete { result in
+            self.connectCompleted(result, host: host, cluster: cluster)
+        }
+    }
+
+    private func connectCompleted(_ result: Result<any Channel, any Error>, host: UpstreamHost, cluster: UpstreamCluster) {
+        switch result {
+        case .success(let channel):
+            channel.closeFuture.whenComplete { _ in
+                host.connectionsActive.decrement()
+                cluster.stats.upstreamConnectionsActive.decrement()
+                cluster.stats.upstreamConnectionsDestroyed.increment()
+            }
+            upstream = try? channel.pipeline.syncOperations.context(handlerType: RelayHandler.self)
+            let action = machine.connectSucceeded()
+            perform(action)
+        case .failure(let error):
+            host.connectionsActive.decrement()
+            host.connectFailures.increment()
+            cluster.stats.upstreamConnectionsActive.decrement()
+            cluster.stats.upstreamConnectFailures.increment()
+            if case ChannelError.connectTimeout = error { cluster.stats.upstreamConnectTimeouts.increment() }
+            failedHosts.insert(ObjectIdentifier(host))
+            logger.debug("upstream connect failed", metadata: ["host": "\(host.address)", "error": "\(error)"])
+            let action = machine.connectFailed()
+            if action == .giveUp, machine.maxConnectAttempts > 1 {
+                cluster.stats.upstreamConnectAttemptsExceeded.increment()
+            }
+            perform(action)
+        }
+    }
+
+    private func chooseCluster() -> UpstreamCluster? {
+        switch route.config.route {
+        case .cluster(let name):
+            return clusters.cluster(named: name)
+        case .weightedClusters(let weighted):
+            let total = weighted.reduce(UInt64(0)) { $0 + UInt64($1.weight) }
+            guard total > 0 else { return nil }
+            var point = UInt64.random(in: 0..<total)
+            for entry in weighted {
+                if point < UInt64(entry.weight) { return clusters.cluster(named: entry.name) }
+                point -= UInt64(entry.weight)
+            }
+            return nil
+        }
+    }
+
+    private func startRelay() {
+        lastActivity = .now()
+        if let idle = route.config.idleTimeout { scheduleIdleCheck(after: TimeAmount(idle)) }
+        if let limit = route.config.maxDownstreamConnectionDuration {
+            let stats = route.stats
+            durationTimer = eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(limit)) {
+                stats.maxDownstreamConnectionDurationReached.increment()
+                self.perform(self.machine.timedOut())
+            }
+        }
+        downstream?.read()
+        upstream?.read()
+    }
+
+    private func scheduleIdleCheck(after delay: TimeAmount) {
+        idleTimer = eventLoop.assumeIsolated().scheduleTask(in: delay) {
+            self.checkIdle()
+        }
+    }
+
+    private func checkIdle() {
+        guard let idle = route.config.idleTimeout, machine.state != .closed else { return }
+        let timeout = TimeAmount(idle)
+        let quiet = NIODeadline.now() - lastActivity
+        if quiet >= timeout {
+            route.stats.idleTimeout.increment()
+            perform(machine.timedOut())
+        } else {
+            scheduleIdleCheck(after: timeout - quiet)
+        }
+    }
+
+    private func cancelTimers() {
+        idleTimer?.cancel()
+        durationTimer?.cancel()
+        idleTimer = nil
+        durationTimer = nil
+        recordBytes()
+    }
+
+    // MARK: Helpers
+
+    private func context(_ side: Side) -> ChannelHandlerContext? {
+        side == .downstream ? downstream : upstream
+    }
+
+    private func isCurrent(_ side: Side, _ context: ChannelHandlerContext) -> Bool {
+        side == .downstream || context === upstream
+    }
+
+    private func peer(of side: Side, from context: ChannelHandlerContext) -> ChannelHandlerContext? {
+        guard isCurrent(side, context) else { return nil }
+        return self.context(side.other)
+    }
+
+    private func isPaused(_ side: Side) -> Bool { side == .downstream ? downstreamPaused : upstreamPaused }
+
+    private func setPaused(_ side: Side, _ paused: Bool) {
+        if side == .downstream {
+            downstreamPaused = paused
+            (paused ? route.stats.downstreamFlowControlPaused : route.stats.downstreamFlowControlResumed).increment()
+        } else {
+            upstreamPaused = paused
+            if let cluster {
+                (paused ? cluster.stats.upstreamFlowControlPaused : cluster.stats.upstreamFlowControlResumed).increment()
+            }
+        }
+    }
+
+    /// Runs `body` once every write queued so far on `context` has reached the socket.
+    private func whenWritesComplete(_ context: ChannelHandlerContext, _ body: @escaping () -> Void) {
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(NIOAny(ByteBuffer()), promise: promise)
+        promise.futureResult.assumeIsolated().whenComplete { _ in body() }
+    }
+
+    private func recordBytes() {
+        if downstreamBytesRead > 0 {
+            let bytes = UInt64(downstreamBytesRead)
+            route.stats.downstreamBytesReceived.add(bytes)
+            cluster?.stats.upstreamBytesSent.add(bytes)
+            origin.workloadStats?.bytesReceived.add(bytes)
+            downstreamBytesRead = 0
+        }
+        if upstreamBytesRead > 0 {
+            let bytes = UInt64(upstreamBytesRead)
+            cluster?.stats.upstreamBytesReceived.add(bytes)
+            route.stats.downstreamBytesSent.add(bytes)
+            origin.workloadStats?.bytesSent.add(bytes)
+            upstreamBytesRead = 0
+        }
+    }
+}
+
+extension TimeAmount {
+    /// Converts a Swift `Duration` (nanosecond precision is plenty here).
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}

@@ -1,0 +1,108 @@
+/// The life of one proxied TCP connection, as a value type that turns events into actions.
+/// Envoy's tcp_proxy semantics: the downstream is not read until an upstream connection exists,
+/// failed connects are retried up to `max_connect_attempts`, half-close is forwarded in both
+/// directions, and when one side goes away the other gets what is pending and is then closed.
+struct TCPProxyStateMachine {
+    enum Side: Equatable {
+        case downstream, upstream
+
+        var other: Side { self == .downstream ? .upstream : .downstream }
+    }
+
+    enum State: Equatable {
+        case idle
+        case connecting(attempt: Int)
+        case relaying(downstreamOpen: Bool, upstreamOpen: Bool)
+        case closed
+    }
+
+    enum Action: Equatable {
+        case none
+        /// Open upstream connection attempt number `attempt` (1-based).
+        case connect(attempt: Int)
+        /// Both sides are connected: start reading each and forwarding to the other.
+        case startRelay
+        /// The upstream connected after the downstream went away.
+        case closeUpstream
+        /// No attempt left: close the downstream.
+        case giveUp
+        /// The other side sent FIN: send FIN to `side` once its pending writes are out.
+        case shutdownOutput(Side)
+        /// The other side is gone: deliver what is pending to `side`, then close it.
+        case flushAndClose(Side)
+        /// Close both sides now (idle timeout, duration limit).
+        case closeBoth
+    }
+
+    private(set) var state: State = .idle
+    let maxConnectAttempts: Int
+
+    init(maxConnectAttempts: Int) {
+        self.maxConnectAttempts = max(1, maxConnectAttempts)
+    }
+
+    mutating func downstreamActive() -> Action {
+        guard state == .idle else { return .none }
+        state = .connecting(attempt: 1)
+        return .connect(attempt: 1)
+    }
+
+    mutating func connectSucceeded() -> Action {
+        switch state {
+        case .connecting:
+            state = .relaying(downstreamOpen: true, upstreamOpen: true)
+            return .startRelay
+        default:
+            return .closeUpstream
+        }
+    }
+
+    mutating func connectFailed() -> Action {
+        guard case .connecting(let attempt) = state else { return .none }
+        guard attempt < maxConnectAttempts else {
+            state = .closed
+            return .giveUp
+        }
+        state = .connecting(attempt: attempt + 1)
+        return .connect(attempt: attempt + 1)
+    }
+
+    /// No host or no route: nothing to retry.
+    mutating func noUpstream() -> Action {
+        state = .closed
+        return .giveUp
+    }
+
+    /// `side` sent FIN (half-close).
+    mutating func inputClosed(_ side: Side) -> Action {
+        guard case .relaying = state else { return .none }
+        return .shutdownOutput(side.other)
+    }
+
+    /// `side`'s channel closed (both directions done, reset, or error).
+    mutating func channelInactive(_ side: Side) -> Action {
+        switch state {
+        case .idle, .connecting:
+            // Only the downstream exists before relaying; a pending connect is abandoned.
+            state = .closed
+            return .none
+        case .relaying(var downstreamOpen, var upstreamOpen):
+            let otherWasOpen = side == .downstream ? upstreamOpen : downstreamOpen
+            if side == .downstream { downstreamOpen = false } else { upstreamOpen = false }
+            state = downstreamOpen || upstreamOpen ? .relaying(downstreamOpen: downstreamOpen, upstreamOpen: upstreamOpen) : .closed
+            return otherWasOpen ? .flushAndClose(side.other) : .none
+        case .closed:
+            return .none
+        }
+    }
+
+    mutating func timedOut() -> Action {
+        switch state {
+        case .closed:
+            return .none
+        default:
+            state = .closed
+            return .closeBoth
+        }
+    }
+}

@@ -1,0 +1,50 @@
+import SluiceModel
+
+/// An enrolled workload as the proxy serves it: its namespace, its capture listeners bound
+/// inside that namespace, and its stats.
+final class WorkloadRuntime: Sendable {
+    let identity: WorkloadIdentity
+    let namespace: NetworkNamespace
+    let bindings: [ListenerBinding]
+    let stats: WorkloadStats
+
+    init(identity: WorkloadIdentity, namespace: NetworkNamespace, bindings: [ListenerBinding], stats: WorkloadStats) {
+        self.identity = identity
+        self.namespace = namespace
+        self.bindings = bindings
+        self.stats = stats
+    }
+
+    var status: WorkloadStatus {
+        WorkloadStatus(
+            identity: identity,
+            namespace: namespace.identity,
+            listeners: bindings.map { binding in
+                WorkloadStatus.Listener(
+                    name: binding.listener.config.name,
+                    capture: binding.listener.config.capture,
+                    addresses: binding.boundAddresses.map(\.description))
+            },
+            connectionsActive: stats.connectionsActive.value,
+            connectionsTotal: stats.connectionsTotal.value,
+            bytesReceived: stats.bytesReceived.value,
+            bytesSent: stats.bytesSent.value)
+    }
+}
+
+/// What the proxy reports about one workload.
+public struct WorkloadStatus: Sendable, Codable, Equatable {
+    public struct Listener: Sendable, Codable, Equatable {
+        public var name: String
+        public var capture: CaptureRole?
+        public var addresses: [String]
+    }
+
+    public var identity: WorkloadIdentity
+    public var namespace: NetworkNamespace.Identity
+    public var listeners: [Listener]
+    public var connectionsActive: Int64
+    public var connectionsTotal: UInt64
+    public var bytesReceived: UInt64
+    public var bytesSent: UInt64
+}
