@@ -21,6 +21,7 @@ let package = Package(
     ],
     targets: [
         .target(name: "CSluiceLinux"),
+        .target(name: "SluiceLinux", dependencies: ["CSluiceLinux"], swiftSettings: swiftSettings),
         .target(name: "SluiceModel", swiftSettings: swiftSettings),
         .target(
             name: "SluiceXDSTypes",
@@ -38,7 +39,7 @@ let package = Package(
         .target(
             name: "SluiceProxy",
             dependencies: [
-                "SluiceModel", "CSluiceLinux",
+                "SluiceModel", "SluiceLinux", "CSluiceLinux",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -48,7 +49,7 @@ let package = Package(
         .target(
             name: "SluiceInterception",
             dependencies: [
-                "SluiceModel", "CSluiceLinux",
+                "SluiceModel", "SluiceLinux",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -56,7 +57,7 @@ let package = Package(
         .target(
             name: "SluiceNode",
             dependencies: [
-                "SluiceInterception", "SluiceModel", "CSluiceLinux",
+                "SluiceInterception", "SluiceModel", "SluiceLinux",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -77,7 +78,7 @@ let package = Package(
         .executableTarget(
             name: "sluice",
             dependencies: [
-                "SluiceModel", "SluiceConfig", "SluiceProxy", "SluiceInterception", "SluiceNode", "SluiceAdmin",
+                "SluiceModel", "SluiceLinux", "SluiceConfig", "SluiceProxy", "SluiceInterception", "SluiceNode", "SluiceAdmin",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -108,7 +109,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SluiceNodeTests",
-            dependencies: ["SluiceNode", "SluiceModel", "SluiceInterception"],
+            dependencies: ["SluiceNode", "SluiceModel", "SluiceInterception", "SluiceLinux"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

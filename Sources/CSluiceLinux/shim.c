@@ -143,6 +143,14 @@ int sluice_unix_bind_listen(int fd, const char *path, int backlog) {
     return 0;
 }
 
+int sluice_accept(int listen_fd) {
+    int fd;
+    do {
+        fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    } while (fd < 0 && (errno == EINTR || errno == ECONNABORTED));
+    return fd < 0 ? -errno : fd;
+}
+
 int sluice_unix_connect(int fd, const char *path) {
     struct sockaddr_un address;
     int rc = fill_unix_address(&address, path);

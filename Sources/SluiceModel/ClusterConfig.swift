@@ -8,6 +8,9 @@ public struct ClusterConfig: Hashable, Sendable {
     public var perConnectionBufferLimitBytes: Int
     /// Below this percentage of healthy hosts in a priority, balance across all of its hosts.
     public var healthyPanicThresholdPercent: Double
+    /// `SO_MARK` for upstream sockets from `upstream_bind_config.socket_options`; nil keeps the
+    /// proxy's own mark.
+    public var upstreamMark: UInt32?
 
     /// How the cluster's hosts are found.
     public enum Discovery: Hashable, Sendable {
@@ -27,7 +30,8 @@ public struct ClusterConfig: Hashable, Sendable {
         loadBalancing: LoadBalancingPolicy = .roundRobin,
         loadAssignment: LoadAssignment = LoadAssignment(),
         perConnectionBufferLimitBytes: Int = 1 << 20,
-        healthyPanicThresholdPercent: Double = 50
+        healthyPanicThresholdPercent: Double = 50,
+        upstreamMark: UInt32? = nil
     ) {
         self.name = name
         self.discovery = discovery
@@ -36,6 +40,7 @@ public struct ClusterConfig: Hashable, Sendable {
         self.loadAssignment = loadAssignment
         self.perConnectionBufferLimitBytes = perConnectionBufferLimitBytes
         self.healthyPanicThresholdPercent = healthyPanicThresholdPercent
+        self.upstreamMark = upstreamMark
     }
 }
 

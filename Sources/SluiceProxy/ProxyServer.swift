@@ -2,6 +2,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import SluiceLinux
 import SluiceModel
 
 /// The shared per-node proxy: host listeners, per-workload capture listeners, the cluster
@@ -96,6 +97,8 @@ public final class ProxyServer: Sendable {
         await workloadChanges.runIgnoringErrors {
             guard let runtime = self.workloads.withLockedValue({ $0.removeValue(forKey: id) }) else { return }
             await self.detach(runtime)
+            // Per-workload stats go with the workload, so churn never grows the stats store.
+            self.stats.removeAll(scope: "sluice.workload", tagValue: id)
             self.stats.gauge(StatName(scope: "sluice", leaf: "workloads_active")).set(Int64(self.workloadCount))
             self.logger.info("workload detached", metadata: ["workload": "\(id)"])
         }

@@ -242,6 +242,26 @@ import Testing
         #expect(proxy.maxConnectAttempts == 3)
     }
 
+    @Test func upstreamMarkFromBindConfig() throws {
+        let loaded = try BootstrapLoader.load(text: """
+            static_resources:
+              clusters:
+              - name: a
+                upstream_bind_config:
+                  socket_options: [{ level: 1, name: 36, int_value: 1337, state: STATE_PREBIND }]
+            """)
+        #expect(loaded.configuration.clusters.first?.upstreamMark == 1337)
+        let issues = issues(of: """
+            static_resources:
+              clusters:
+              - name: a
+                upstream_bind_config:
+                  socket_options: [{ level: 6, name: 1, int_value: 1 }]
+            """)
+        #expect(issues.map(\.path) == ["static_resources.clusters[0].upstream_bind_config.socket_options[0]"])
+        #expect(issues.first?.kind == .unsupported)
+    }
+
     @Test func unknownClusterReferenceIsAWarning() throws {
         let loaded = try BootstrapLoader.load(text: """
             static_resources:

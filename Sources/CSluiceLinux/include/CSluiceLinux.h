@@ -43,6 +43,9 @@ int sluice_seqpacket_socket(void);
 /// Binds a Unix socket to `path` and listens. 0 or -errno.
 int sluice_unix_bind_listen(int fd, const char *path, int backlog);
 
+/// Accepts a connection with close-on-exec set, retrying on EINTR. fd or -errno.
+int sluice_accept(int listen_fd);
+
 /// Connects a Unix socket to `path`. 0 or -errno.
 int sluice_unix_connect(int fd, const char *path);
 

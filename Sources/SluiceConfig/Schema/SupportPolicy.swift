@@ -64,8 +64,10 @@ public struct SupportPolicy: Sendable {
             "envoy.config.cluster.v3.Cluster": [
                 "name", "type", "connect_timeout", "lb_policy", "load_assignment", "dns_refresh_rate",
                 "dns_lookup_family", "per_connection_buffer_limit_bytes", "least_request_lb_config",
-                "common_lb_config", "metadata", "cleanup_interval",
+                "common_lb_config", "metadata", "cleanup_interval", "upstream_bind_config",
             ],
+            "envoy.config.core.v3.BindConfig": ["socket_options"],
+            "envoy.config.core.v3.SocketOption": ["description", "level", "name", "int_value", "state"],
             "envoy.config.cluster.v3.Cluster.LeastRequestLbConfig": ["choice_count"],
             "envoy.config.cluster.v3.Cluster.CommonLbConfig": ["healthy_panic_threshold"],
             "envoy.type.v3.Percent": ["value"],

@@ -40,6 +40,9 @@ extension TranslationContext {
             }
         }
 
+        let mark = cluster.hasUpstreamBindConfig
+            ? upstreamMark(cluster.upstreamBindConfig, path: child(path, "upstream_bind_config")) : nil
+
         guard let discovery, let loadBalancing, !hasErrors(since: before) else { return nil }
         return ClusterConfig(
             name: cluster.name,
@@ -49,7 +52,31 @@ extension TranslationContext {
             loadAssignment: assignment,
             perConnectionBufferLimitBytes: cluster.hasPerConnectionBufferLimitBytes
                 ? Int(cluster.perConnectionBufferLimitBytes.value) : 1 << 20,
-            healthyPanicThresholdPercent: panicThreshold)
+            healthyPanicThresholdPercent: panicThreshold,
+            upstreamMark: mark)
+    }
+
+    /// `SO_MARK` (level SOL_SOCKET 1, name 36) set before connect is the one socket option
+    /// upstream connections support: it is how a proxy keeps its own traffic out of capture.
+    private mutating func upstreamMark(_ bind: Envoy_Config_Core_V3_BindConfig, path: String) -> UInt32? {
+        var mark: UInt32?
+        for (index, option) in bind.socketOptions.enumerated() {
+            let optionPath = "\(path).socket_options[\(index)]"
+            guard option.level == 1, option.name == 36 else {
+                unsupported(optionPath, "only SO_MARK (level 1, name 36) is supported on upstream sockets",
+                            feature: "SocketOption(level \(option.level), name \(option.name))")
+                continue
+            }
+            guard case .intValue(let value)? = option.value, let fitting = UInt32(exactly: value) else {
+                invalid(optionPath, "SO_MARK needs an int_value between 0 and 4294967295")
+                continue
+            }
+            if option.state != .statePrebind {
+                unsupported(child(optionPath, "state"), "SO_MARK must be set before connect (STATE_PREBIND)")
+            }
+            mark = fitting
+        }
+        return mark
     }
 
     private mutating func discoveryType(_ cluster: Envoy_Config_Cluster_V3_Cluster, path: String) -> ClusterConfig.Discovery? {

@@ -2,6 +2,7 @@ import CSluiceLinux
 import Foundation
 import NIOCore
 import NIOPosix
+import SluiceLinux
 import SluiceModel
 
 /// Creates the proxy's sockets for one namespace (a workload's, or the proxy's own): listeners
@@ -39,6 +40,7 @@ public struct SocketFactory: Sendable {
         to endpoint: SocketEndpoint,
         on eventLoop: any EventLoop,
         timeout: TimeAmount,
+        mark overridingMark: UInt32? = nil,
         channelInitializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>
     ) -> EventLoopFuture<any Channel> {
         var bootstrap = ClientBootstrap(group: eventLoop)
@@ -47,7 +49,7 @@ public struct SocketFactory: Sendable {
             .channelOption(.allowRemoteHalfClosure, value: true)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer(channelInitializer)
-        if let mark {
+        if let mark = overridingMark ?? mark {
             bootstrap = bootstrap.channelOption(
                 .socketOption(NIOBSDSocket.Option(rawValue: SO_MARK)), value: SocketOptionValue(Int32(bitPattern: mark)))
         }

@@ -36,6 +36,8 @@ final class TCPProxySession {
     private var host: UpstreamHost?
     private var failedHosts: Set<ObjectIdentifier> = []
 
+    /// Downstream bytes that arrived before the upstream connection existed.
+    private var earlyDownstreamData: [ByteBuffer] = []
     private var downstreamPaused = false
     private var upstreamPaused = false
     private var downstreamBytesRead = 0
@@ -64,7 +66,12 @@ final class TCPProxySession {
     }
 
     func read(_ buffer: ByteBuffer, from side: Side, context: ChannelHandlerContext) {
-        guard let target = peer(of: side, from: context) else { return }
+        guard let target = peer(of: side, from: context) else {
+            // NIO drains a socket that signalled end-of-input even while reading is off, so a
+            // client that writes and half-closes before the upstream connects delivers early.
+            if side == .downstream { earlyDownstreamData.append(buffer) }
+            return
+        }
         if side == .downstream { downstreamBytesRead += buffer.readableBytes } else { upstreamBytesRead += buffer.readableBytes }
         target.write(NIOAny(buffer), promise: nil)
     }
@@ -106,8 +113,9 @@ final class TCPProxySession {
             break
         case .connect(let attempt):
             connect(attempt: attempt)
-        case .startRelay:
+        case .startRelay(let downstreamAlreadyClosed):
             startRelay()
+            if downstreamAlreadyClosed { perform(.shutdownOutput(.upstream)) }
         case .closeUpstream:
             upstream?.close(promise: nil)
         case .giveUp:
@@ -167,7 +175,9 @@ final class TCPProxySession {
         let session = NIOLoopBound(self, eventLoop: eventLoop)
         let limit = cluster.config.perConnectionBufferLimitBytes
         let timeout = TimeAmount(cluster.config.connectTimeout)
-        origin.socketFactory.connect(to: host.address, on: eventLoop, timeout: timeout) { channel in
+        origin.socketFactory.connect(
+            to: host.address, on: eventLoop, timeout: timeout, mark: cluster.config.upstreamMark
+        ) { channel in
             channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHandler(RelayHandler(session: session.value, side: .upstream))
                 try channel.syncOptions?.setOption(.writeBufferWaterMark, value: .init(low: limit / 2, high: max(limit, 1)))
@@ -229,6 +239,15 @@ final class TCPProxySession {
                 stats.maxDownstreamConnectionDurationReached.increment()
                 self.perform(self.machine.timedOut())
             }
+        }
+        if let upstream, !earlyDownstreamData.isEmpty {
+            for buffer in earlyDownstreamData {
+                downstreamBytesRead += buffer.readableBytes
+                upstream.write(NIOAny(buffer), promise: nil)
+            }
+            earlyDownstreamData = []
+            upstream.flush()
+            recordBytes()
         }
         downstream?.read()
         upstream?.read()

@@ -11,7 +11,9 @@ struct TCPProxyStateMachine {
 
     enum State: Equatable {
         case idle
-        case connecting(attempt: Int)
+        /// `downstreamInputClosed`: the client already sent FIN (NIO delivers end-of-input even
+        /// while reading is off); it is forwarded once the upstream exists.
+        case connecting(attempt: Int, downstreamInputClosed: Bool)
         case relaying(downstreamOpen: Bool, upstreamOpen: Bool)
         case closed
     }
@@ -20,8 +22,9 @@ struct TCPProxyStateMachine {
         case none
         /// Open upstream connection attempt number `attempt` (1-based).
         case connect(attempt: Int)
-        /// Both sides are connected: start reading each and forwarding to the other.
-        case startRelay
+        /// Both sides are connected: start reading each and forwarding to the other; then, if the
+        /// downstream already half-closed, send FIN upstream.
+        case startRelay(downstreamAlreadyClosed: Bool)
         /// The upstream connected after the downstream went away.
         case closeUpstream
         /// No attempt left: close the downstream.
@@ -43,27 +46,27 @@ struct TCPProxyStateMachine {
 
     mutating func downstreamActive() -> Action {
         guard state == .idle else { return .none }
-        state = .connecting(attempt: 1)
+        state = .connecting(attempt: 1, downstreamInputClosed: false)
         return .connect(attempt: 1)
     }
 
     mutating func connectSucceeded() -> Action {
         switch state {
-        case .connecting:
+        case .connecting(_, let downstreamInputClosed):
             state = .relaying(downstreamOpen: true, upstreamOpen: true)
-            return .startRelay
+            return .startRelay(downstreamAlreadyClosed: downstreamInputClosed)
         default:
             return .closeUpstream
         }
     }
 
     mutating func connectFailed() -> Action {
-        guard case .connecting(let attempt) = state else { return .none }
+        guard case .connecting(let attempt, let downstreamInputClosed) = state else { return .none }
         guard attempt < maxConnectAttempts else {
             state = .closed
             return .giveUp
         }
-        state = .connecting(attempt: attempt + 1)
+        state = .connecting(attempt: attempt + 1, downstreamInputClosed: downstreamInputClosed)
         return .connect(attempt: attempt + 1)
     }
 
@@ -75,8 +78,15 @@ struct TCPProxyStateMachine {
 
     /// `side` sent FIN (half-close).
     mutating func inputClosed(_ side: Side) -> Action {
-        guard case .relaying = state else { return .none }
-        return .shutdownOutput(side.other)
+        switch state {
+        case .connecting(let attempt, _) where side == .downstream:
+            state = .connecting(attempt: attempt, downstreamInputClosed: true)
+            return .none
+        case .relaying:
+            return .shutdownOutput(side.other)
+        default:
+            return .none
+        }
     }
 
     /// `side`'s channel closed (both directions done, reset, or error).

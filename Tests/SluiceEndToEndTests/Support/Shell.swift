@@ -1,0 +1,139 @@
+import Foundation
+
+/// Runs commands for the end-to-end tests and keeps track of the processes it started, so
+/// teardown ends exactly those (by PID).
+enum Shell {
+    struct Output {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    /// Runs a command to completion; stdin is empty.
+    @discardableResult
+    static func run(_ arguments: [String], timeout: TimeInterval = 120) throws -> Output {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        let stdout = Pipe()
+        let stderr = Pipe()
+        process.standardOutput = stdout
+        process.standardError = stderr
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let errorData = ReaderBox()
+        let errorThread = Thread { errorData.set(stderr.fileHandleForReading.readDataToEndOfFile()) }
+        errorThread.start()
+        let deadline = Date().addingTimeInterval(timeout)
+        let output = stdout.fileHandleForReading.readDataToEndOfFile()
+        while process.isRunning {
+            if Date() > deadline {
+                kill(process.processIdentifier, SIGKILL)
+                throw ShellError("timed out after \(Int(timeout))s: \(arguments.joined(separator: " "))")
+            }
+            usleep(10_000)
+        }
+        return Output(
+            status: process.terminationStatus,
+            stdout: String(decoding: output, as: UTF8.self),
+            stderr: String(decoding: errorData.wait(), as: UTF8.self))
+    }
+
+    /// Runs and throws unless it succeeds; returns stdout.
+    @discardableResult
+    static func check(_ arguments: [String], timeout: TimeInterval = 120) throws -> String {
+        let output = try run(arguments, timeout: timeout)
+        guard output.status == 0 else {
+            throw ShellError("\(arguments.joined(separator: " ")) exited \(output.status): \(output.stderr)\(output.stdout)")
+        }
+        return output.stdout
+    }
+}
+
+/// A long-running process started by a test; its output goes to a log file.
+final class BackgroundProcess: @unchecked Sendable {
+    let process: Process
+    let logFile: URL
+    let name: String
+
+    init(_ arguments: [String], name: String, logDirectory: URL) throws {
+        self.name = name
+        logFile = logDirectory.appendingPathComponent("\(name).log")
+        FileManager.default.createFile(atPath: logFile.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: logFile)
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        process.standardOutput = handle
+        process.standardError = handle
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        Self.record(process.processIdentifier)
+    }
+
+    /// Appends the PID and its start time to `$SLUICE_E2E_PIDFILE`, so Scripts/test can end
+    /// exactly these processes if a run is killed before its teardown.
+    private static func record(_ pid: Int32) {
+        guard let file = ProcessInfo.processInfo.environment["SLUICE_E2E_PIDFILE"],
+              let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let afterName = stat.range(of: ") ", options: .backwards)
+        else { return }
+        let fields = stat[afterName.upperBound...].split(separator: " ")
+        guard fields.count > 19 else { return }
+        let line = "\(pid) \(fields[19])\n"
+        if let handle = FileHandle(forWritingAtPath: file) {
+            handle.seekToEndOfFile()
+            handle.write(Data(line.utf8))
+            try? handle.close()
+        } else {
+            try? line.write(toFile: file, atomically: false, encoding: .utf8)
+        }
+    }
+
+    var pid: Int32 { process.processIdentifier }
+    var isRunning: Bool { process.isRunning }
+    var log: String { (try? String(contentsOf: logFile, encoding: .utf8)) ?? "" }
+
+    /// Sends `signal` and waits up to `timeout` for exit; escalates to SIGKILL.
+    func stop(signal: Int32 = SIGTERM, timeout: TimeInterval = 10) {
+        guard process.isRunning else { return }
+        kill(pid, signal)
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning, Date() < deadline { usleep(20_000) }
+        if process.isRunning {
+            kill(pid, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+}
+
+struct ShellError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Waits for `condition`, polling; throws with `message` after `timeout`.
+func eventually(_ message: @autoclosure () -> String, timeout: TimeInterval = 15, _ condition: () throws -> Bool) throws {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if (try? condition()) == true { return }
+        usleep(50_000)
+    }
+    if try condition() { return }
+    throw ShellError("timed out waiting for: \(message())")
+}
+
+private final class ReaderBox: @unchecked Sendable {
+    private let ready = DispatchSemaphore(value: 0)
+    private var data = Data()
+
+    func set(_ value: Data) {
+        data = value
+        ready.signal()
+    }
+
+    func wait() -> Data {
+        ready.wait()
+        return data
+    }
+}

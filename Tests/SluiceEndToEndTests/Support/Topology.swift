@@ -1,0 +1,111 @@
+import Foundation
+
+/// A private network built for one test: a bridge namespace and host namespaces attached to
+/// it by veth pairs created directly inside those namespaces (the host's own network is never
+/// touched). Addresses: 10.77.0.x/24 and fd77::x/64. Everything is removed by `teardown`.
+final class Topology: @unchecked Sendable {
+    struct Host {
+        let namespace: String
+        let ipv4: String
+        let ipv6: String
+        var netnsPath: String { "/run/netns/\(namespace)" }
+    }
+
+    let prefix: String
+    let directory: URL
+    private(set) var namespaces: [String] = []
+    private(set) var processes: [BackgroundProcess] = []
+    private var nextAddress = 10
+    private let bridge: String
+
+    private static let counter = Counter()
+
+    init(_ label: String) throws {
+        prefix = "slt\(getpid() % 100_000)x\(Self.counter.next())"
+        directory = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("\(prefix)-\(label)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        bridge = "\(prefix)-br"
+        do {
+            try addNamespace(bridge)
+            try Shell.check(["ip", "-n", bridge, "link", "add", "br0", "type", "bridge"])
+            try Shell.check(["ip", "-n", bridge, "link", "set", "br0", "up"])
+        } catch {
+            teardown()
+            throw error
+        }
+    }
+
+    /// A namespace with only loopback (where the proxy runs, for instance).
+    @discardableResult
+    func addNamespace(_ name: String) throws -> String {
+        try Shell.check(["ip", "netns", "add", name])
+        namespaces.append(name)
+        try Shell.check(["ip", "-n", name, "link", "set", "lo", "up"])
+        return name
+    }
+
+    /// A host attached to the bridge, with IPv4 and IPv6 addresses.
+    func addHost(_ label: String) throws -> Host {
+        let name = "\(prefix)-\(label)"
+        try addNamespace(name)
+        let index = nextAddress
+        nextAddress += 1
+        let peer = "v\(index)"
+        try Shell.check(["ip", "-n", name, "link", "add", "eth0", "type", "veth", "peer", "name", peer, "netns", bridge])
+        try Shell.check(["ip", "-n", bridge, "link", "set", peer, "master", "br0", "up"])
+        try Shell.check(["ip", "-n", name, "addr", "add", "10.77.0.\(index)/24", "dev", "eth0"])
+        try Shell.check(["ip", "-n", name, "addr", "add", "fd77::\(index)/64", "dev", "eth0", "nodad"])
+        try Shell.check(["ip", "-n", name, "link", "set", "eth0", "up"])
+        return Host(namespace: name, ipv4: "10.77.0.\(index)", ipv6: "fd77::\(index)")
+    }
+
+    /// Starts `arguments` inside `namespace`, logging to this topology's directory.
+    @discardableResult
+    func spawn(_ name: String, in namespace: String, _ arguments: [String]) throws -> BackgroundProcess {
+        let process = try BackgroundProcess(["ip", "netns", "exec", namespace] + arguments, name: name, logDirectory: directory)
+        processes.append(process)
+        return process
+    }
+
+    /// Runs a command inside `namespace` and returns its stdout.
+    @discardableResult
+    func exec(_ namespace: String, _ arguments: [String], timeout: TimeInterval = 60) throws -> String {
+        try Shell.check(["ip", "netns", "exec", namespace] + arguments, timeout: timeout)
+    }
+
+    func execResult(_ namespace: String, _ arguments: [String], timeout: TimeInterval = 60) throws -> Shell.Output {
+        try Shell.run(["ip", "netns", "exec", namespace] + arguments, timeout: timeout)
+    }
+
+    /// Ends every process this topology started (by PID), then deletes its namespaces.
+    func teardown() {
+        for process in processes.reversed() { process.stop() }
+        for name in namespaces.reversed() { _ = try? Shell.run(["ip", "netns", "del", name]) }
+        namespaces = []
+        if ProcessInfo.processInfo.environment["SLUICE_KEEP_TEST_LOGS"] == nil {
+            try? FileManager.default.removeItem(at: directory)
+        }
+    }
+
+    /// The logs of every process, for failure messages.
+    var logs: String {
+        processes.map { "--- \($0.name) (pid \($0.pid)) ---\n\($0.log.suffix(4000))" }.joined(separator: "\n")
+    }
+
+    private final class Counter: @unchecked Sendable {
+        private let lock = NSLock()
+        private var value = 0
+        func next() -> Int { lock.withLock { value += 1; return value } }
+    }
+}
+
+/// Builds a topology, runs `body`, and tears everything down even when `body` throws.
+func withTopology<T>(_ label: String, _ body: (Topology) throws -> T) throws -> T {
+    let topology = try Topology(label)
+    defer { topology.teardown() }
+    do {
+        return try body(topology)
+    } catch {
+        throw ShellError("\(error)\n\(topology.logs)")
+    }
+}

@@ -1,0 +1,74 @@
+import SluiceModel
+@testable import SluiceProxy
+import Testing
+
+@Suite struct LoadBalancingTests {
+    private func host(_ last: Int, weight: UInt32 = 1, health: HealthStatus = .healthy, priority: Int = 0) -> UpstreamHost {
+        UpstreamHost(address: SocketEndpoint("10.0.0.\(last):80")!, weight: weight, health: health, priority: priority)
+    }
+
+    @Test func priorityLoadFollowsEnvoy() {
+        // All healthy: everything to P0.
+        #expect(HostSet.distributeLoad(health: [100, 100]) == [100, 0])
+        // P0 half healthy (70% with the 1.4 factor): 70/30.
+        #expect(HostSet.distributeLoad(health: [70, 100]) == [70, 30])
+        // Nothing healthy: all to P0 (panic).
+        #expect(HostSet.distributeLoad(health: [0, 0]) == [100, 0])
+        // Total health below 100 is normalized.
+        #expect(HostSet.distributeLoad(health: [20, 20]) == [50, 50])
+    }
+
+    @Test func unhealthyPriorityZeroSpillsToPriorityOne() {
+        let set = HostSet(hosts: [host(1, health: .unhealthy), host(2, health: .unhealthy), host(3, priority: 1)])
+        #expect(set.priorityLoad == [0, 100])
+        let balancer = LoadBalancer(policy: .roundRobin)
+        for _ in 0..<20 { #expect(balancer.choose(from: set, excluding: [])?.priority == 1) }
+    }
+
+    @Test func panicModeUsesAllHosts() {
+        let set = HostSet(hosts: [host(1, health: .unhealthy), host(2, health: .unhealthy), host(3, health: .unhealthy), host(4)])
+        #expect(set.levels[0].inPanic)
+        let balancer = LoadBalancer(policy: .roundRobin)
+        let picked = Set((0..<40).compactMap { _ in balancer.choose(from: set)?.address.description })
+        #expect(picked.count == 4)
+    }
+
+    @Test func weightedRoundRobinFollowsWeights() {
+        let set = HostSet(hosts: [host(1, weight: 3), host(2, weight: 1)])
+        let balancer = LoadBalancer(policy: .roundRobin)
+        var counts: [String: Int] = [:]
+        for _ in 0..<400 { counts[balancer.choose(from: set)!.address.description, default: 0] += 1 }
+        #expect(counts["10.0.0.1:80"] == 300)
+        #expect(counts["10.0.0.2:80"] == 100)
+    }
+
+    @Test func randomSpreadsByWeight() {
+        let set = HostSet(hosts: [host(1, weight: 9), host(2, weight: 1)])
+        let balancer = LoadBalancer(policy: .random)
+        var heavy = 0
+        for _ in 0..<2000 where balancer.choose(from: set)!.address.description == "10.0.0.1:80" { heavy += 1 }
+        #expect(heavy > 1600 && heavy < 1950)
+    }
+
+    @Test func leastRequestPrefersIdleHosts() {
+        let busy = host(1)
+        let idle = host(2)
+        for _ in 0..<10 { busy.connectionsActive.increment() }
+        let set = HostSet(hosts: [busy, idle])
+        let balancer = LoadBalancer(policy: .leastRequest(choiceCount: 2))
+        var idlePicks = 0
+        for _ in 0..<200 where balancer.choose(from: set) === idle { idlePicks += 1 }
+        // Power of two choices: the idle host wins unless both picks land on the busy one (~25%).
+        #expect(idlePicks > 120)
+    }
+
+    @Test func retriesAvoidFailedHosts() {
+        let first = host(1)
+        let second = host(2)
+        let set = HostSet(hosts: [first, second])
+        let balancer = LoadBalancer(policy: .roundRobin)
+        for _ in 0..<10 {
+            #expect(balancer.choose(from: set, excluding: [ObjectIdentifier(first)]) === second)
+        }
+    }
+}
