@@ -152,8 +152,11 @@ final class SluiceUnderTest: @unchecked Sendable {
         try topology.exec(host.namespace, ["python3", Self.tcpkit, "client", "--connect", target, "--command", command] + extra)
     }
 
-    /// `iptables-save` and `ip6tables-save` of a namespace's nat tables.
+    /// `iptables-save` and `ip6tables-save` of a namespace's nat tables, without the
+    /// timestamped comment lines.
     func natRules(_ host: Topology.Host) throws -> String {
-        try topology.exec(host.namespace, ["iptables-save", "-t", "nat"]) + topology.exec(host.namespace, ["ip6tables-save", "-t", "nat"])
+        let saved = try topology.exec(host.namespace, ["iptables-save", "-t", "nat"])
+            + topology.exec(host.namespace, ["ip6tables-save", "-t", "nat"])
+        return saved.split(separator: "\n").filter { !$0.hasPrefix("#") }.joined(separator: "\n")
     }
 }
