@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sched.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -14,15 +15,22 @@
 #define SLUICE_SO_ORIGINAL_DST 80
 #define SLUICE_IP6T_SO_ORIGINAL_DST 80
 
-int sluice_setns_net(int fd) {
-    return setns(fd, CLONE_NEWNET) == 0 ? 0 : -errno;
+// The namespace inode this thread was last switched into; 0 until the first switch.
+static __thread uint64_t thread_netns_inode = 0;
+
+int sluice_switch_netns(int fd, uint64_t inode, uint64_t home_inode) {
+    uint64_t current = thread_netns_inode ? thread_netns_inode : home_inode;
+    if (current == inode) return 0;
+    if (setns(fd, CLONE_NEWNET) != 0) return -errno;
+    thread_netns_inode = inode;
+    return 0;
 }
 
 static int set_int_option(int fd, int level, int name, int value) {
     return setsockopt(fd, level, name, &value, sizeof(value)) == 0 ? 0 : -errno;
 }
 
-int sluice_stream_socket(int family, int mark, int reuse_address, int v6only, int transparent) {
+int sluice_stream_socket(int family, int mark, int reuse_address, int v6only, int transparent, int nodelay) {
     int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) return -errno;
     int rc = 0;
@@ -33,6 +41,7 @@ int sluice_stream_socket(int family, int mark, int reuse_address, int v6only, in
         rc = family == AF_INET6 ? set_int_option(fd, SOL_IPV6, IPV6_TRANSPARENT, 1)
                                 : set_int_option(fd, SOL_IP, IP_TRANSPARENT, 1);
     }
+    if (rc == 0 && nodelay) rc = set_int_option(fd, IPPROTO_TCP, TCP_NODELAY, 1);
     if (rc != 0) {
         close(fd);
         return rc;

@@ -94,12 +94,9 @@ struct IPTablesRuleSet: Equatable {
                 if !lines.contains(deletion) { lines.append(deletion) }
             }
         }
-        for chain in current.userChains where chain.hasPrefix("SLUICE_") {
-            lines.append("-F \(chain)")
-        }
-        for chain in current.userChains where chain.hasPrefix("SLUICE_") {
-            lines.append("-X \(chain)")
-        }
+        let ours = current.userChains.filter { $0.hasPrefix("SLUICE_") }.sorted()
+        lines += ours.map { "-F \($0)" }
+        lines += ours.map { "-X \($0)" }
         guard !lines.isEmpty else { return nil }
         return (["*nat"] + lines + ["COMMIT"]).joined(separator: "\n") + "\n"
     }

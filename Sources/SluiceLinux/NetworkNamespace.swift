@@ -8,8 +8,6 @@ public final class NetworkNamespace: Sendable, CustomStringConvertible {
     public let descriptor: CInt
     /// Device and inode of the namespace: equal identities mean the same namespace.
     public let identity: Identity
-    /// Whether this is the namespace the process started in (no switch needed).
-    public let isHome: Bool
 
     public struct Identity: Hashable, Sendable, Codable, CustomStringConvertible {
         public var device: UInt64
@@ -26,7 +24,7 @@ public final class NetworkNamespace: Sendable, CustomStringConvertible {
     /// The namespace the process was started in; opened once, before any thread switches.
     public static let home: NetworkNamespace = {
         do {
-            return try NetworkNamespace(path: "/proc/self/ns/net", isHome: true)
+            return try NetworkNamespace(path: "/proc/self/ns/net")
         } catch {
             fatalError("cannot open the proxy's own network namespace: \(error)")
         }
@@ -34,17 +32,13 @@ public final class NetworkNamespace: Sendable, CustomStringConvertible {
 
     /// Opens the namespace at `path` (`/run/netns/NAME`, `/proc/PID/ns/net`).
     public convenience init(path: String) throws {
-        try self.init(path: path, isHome: false)
-    }
-
-    private convenience init(path: String, isHome: Bool) throws {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { throw NamespaceError.open(path: path, errno: errno) }
-        try self.init(takingOwnershipOf: descriptor, isHome: isHome)
+        try self.init(takingOwnershipOf: descriptor)
     }
 
     /// Adopts a descriptor received from the agent; it is closed when this object goes away.
-    public init(takingOwnershipOf descriptor: CInt, isHome: Bool = false) throws {
+    public init(takingOwnershipOf descriptor: CInt) throws {
         var device: UInt64 = 0
         var inode: UInt64 = 0
         let rc = sluice_file_identity(descriptor, &device, &inode)
@@ -54,7 +48,6 @@ public final class NetworkNamespace: Sendable, CustomStringConvertible {
         }
         self.descriptor = descriptor
         self.identity = Identity(device: device, inode: inode)
-        self.isHome = isHome
     }
 
     deinit {
@@ -63,18 +56,28 @@ public final class NetworkNamespace: Sendable, CustomStringConvertible {
 
     public var description: String { identity.description }
 
-    /// Runs `body` on the calling thread while it is inside this namespace.
-    public func perform<Result>(_ body: () throws -> Result) throws -> Result {
-        if isHome || identity == NetworkNamespace.home.identity { return try body() }
-        let rc = sluice_setns_net(descriptor)
-        guard rc == 0 else { throw NamespaceError.enter(errno: -rc) }
+    /// Runs `body` on the calling thread while it is inside this namespace, then returns the
+    /// thread to the proxy's own namespace. With `staying`, the thread stays until some later
+    /// `perform` needs another namespace: for event-loop threads, whose every socket is created
+    /// through `perform`, this saves two setns calls per connection when one workload connects
+    /// repeatedly.
+    public func perform<Result>(staying: Bool = false, _ body: () throws -> Result) throws -> Result {
+        try enter()
         defer {
-            // A thread left in a workload's namespace would silently create every later socket
-            // there; there is no safe way to continue after that.
-            let back = sluice_setns_net(NetworkNamespace.home.descriptor)
-            precondition(back == 0, "cannot return to the proxy's own network namespace (errno \(-back))")
+            if !staying {
+                // A thread left in a workload's namespace would create later sockets there;
+                // there is no safe way to continue after that.
+                let home = NetworkNamespace.home
+                let back = sluice_switch_netns(home.descriptor, home.identity.inode, home.identity.inode)
+                precondition(back == 0, "cannot return to the proxy's own network namespace (errno \(-back))")
+            }
         }
         return try body()
+    }
+
+    private func enter() throws {
+        let rc = sluice_switch_netns(descriptor, identity.inode, NetworkNamespace.home.identity.inode)
+        guard rc == 0 else { throw NamespaceError.enter(errno: -rc) }
     }
 }
 

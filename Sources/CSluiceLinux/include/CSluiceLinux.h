@@ -11,12 +11,15 @@
 /// Socket mark carried by every proxy socket so that capture rules skip it.
 #define SLUICE_PROXY_MARK 0x539
 
-/// Moves the calling thread into the network namespace referred to by `fd`. 0 or -errno.
-int sluice_setns_net(int fd);
+/// Moves the calling thread into the namespace `fd` (inode `inode`) unless this thread is
+/// already there, as recorded by earlier calls (a thread that never switched is in the
+/// namespace with inode `home_inode`). Saves the setns on repeated use. 0 or -errno.
+int sluice_switch_netns(int fd, uint64_t inode, uint64_t home_inode);
 
 /// Creates a stream socket with close-on-exec and non-blocking set, optionally marked
-/// (`mark` >= 0), SO_REUSEADDR, IPV6_V6ONLY (for AF_INET6) and IP_TRANSPARENT. fd or -errno.
-int sluice_stream_socket(int family, int mark, int reuse_address, int v6only, int transparent);
+/// (`mark` >= 0), SO_REUSEADDR, IPV6_V6ONLY (for AF_INET6), IP_TRANSPARENT and TCP_NODELAY
+/// (which accepted sockets inherit from a listener). fd or -errno.
+int sluice_stream_socket(int family, int mark, int reuse_address, int v6only, int transparent, int nodelay);
 
 /// Binds and listens. 0 or -errno.
 int sluice_bind_listen(int fd, const struct sockaddr *address, socklen_t length, int backlog);

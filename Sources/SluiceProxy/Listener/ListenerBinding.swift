@@ -28,12 +28,20 @@ final class ListenerBinding: Sendable {
         do {
             for address in listener.config.addresses {
                 let fd = try scope.socketFactory.makeListeningSocket(address)
+                // Child options are set synchronously in the initializer (per-option futures cost
+                // allocations per connection); TCP_NODELAY is inherited from the listening socket.
                 let channel = try await ServerBootstrap(group: group)
-                    .childChannelOption(.autoRead, value: false)
-                    .childChannelOption(.allowRemoteHalfClosure, value: true)
-                    .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-                    .childChannelOption(.writeBufferWaterMark, value: .init(low: limit / 2, high: limit))
-                    .childChannelInitializer { acceptor.initialize($0) }
+                    .childChannelInitializer { child in
+                        do {
+                            let options = child.syncOptions!
+                            try options.setOption(.autoRead, value: false)
+                            try options.setOption(.allowRemoteHalfClosure, value: true)
+                            try options.setOption(.writeBufferWaterMark, value: .init(low: limit / 2, high: limit))
+                        } catch {
+                            return child.eventLoop.makeFailedFuture(error)
+                        }
+                        return acceptor.initialize(child)
+                    }
                     .withBoundSocket(fd)
                     .get()
                 channels.append(channel)

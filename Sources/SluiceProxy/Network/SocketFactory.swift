@@ -23,7 +23,7 @@ public struct SocketFactory: Sendable {
         return try namespace.perform {
             let family = endpoint.address.isV4 ? AF_INET : AF_INET6
             let fd = sluice_stream_socket(
-                family, mark.map { CInt(bitPattern: $0) } ?? -1, 1, address.ipv4Compatible ? 0 : 1, 0)
+                family, mark.map { CInt(bitPattern: $0) } ?? -1, 1, address.ipv4Compatible ? 0 : 1, 0, 1)
             guard fd >= 0 else { throw SocketFactoryError.socket(address: endpoint, errno: -fd) }
             let rc = endpoint.withSockaddr { sluice_bind_listen(fd, $0, $1, backlog) }
             guard rc == 0 else {
@@ -35,27 +35,34 @@ public struct SocketFactory: Sendable {
     }
 
     /// Connects to `endpoint` from inside the namespace. Only socket creation needs the namespace;
-    /// NIO creates the socket synchronously in `connect`, so the switch is brief.
+    /// NIO creates the socket synchronously in `connect`, so the switch is brief. Options are set
+    /// synchronously in the initializer (before the connect is issued): per-option futures
+    /// would cost allocations on every connection.
     public func connect(
         to endpoint: SocketEndpoint,
         on eventLoop: any EventLoop,
         timeout: TimeAmount,
         mark overridingMark: UInt32? = nil,
-        channelInitializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>
+        bufferLimit: Int,
+        handler: @escaping @Sendable () -> any ChannelHandler
     ) -> EventLoopFuture<any Channel> {
-        var bootstrap = ClientBootstrap(group: eventLoop)
+        let mark = (overridingMark ?? self.mark).map { SocketOptionValue(Int32(bitPattern: $0)) }
+        let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(timeout)
-            .channelOption(.autoRead, value: false)
-            .channelOption(.allowRemoteHalfClosure, value: true)
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .channelInitializer(channelInitializer)
-        if let mark = overridingMark ?? mark {
-            bootstrap = bootstrap.channelOption(
-                .socketOption(NIOBSDSocket.Option(rawValue: SO_MARK)), value: SocketOptionValue(Int32(bitPattern: mark)))
-        }
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let options = channel.syncOptions!
+                    if let mark { try options.setOption(.socketOption(NIOBSDSocket.Option(rawValue: SO_MARK)), value: mark) }
+                    try options.setOption(.tcpOption(.tcp_nodelay), value: 1)
+                    try options.setOption(.autoRead, value: false)
+                    try options.setOption(.allowRemoteHalfClosure, value: true)
+                    try options.setOption(.writeBufferWaterMark, value: .init(low: bufferLimit / 2, high: max(bufferLimit, 1)))
+                    try channel.pipeline.syncOperations.addHandler(handler())
+                }
+            }
         let address = endpoint.nioAddress
         do {
-            return try namespace.perform { bootstrap.connect(to: address) }
+            return try namespace.perform(staying: true) { bootstrap.connect(to: address) }
         } catch {
             return eventLoop.makeFailedFuture(error)
         }

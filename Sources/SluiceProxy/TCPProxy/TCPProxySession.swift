@@ -173,15 +173,11 @@ final class TCPProxySession {
         cluster.stats.upstreamConnectionsActive.increment()
 
         let session = NIOLoopBound(self, eventLoop: eventLoop)
-        let limit = cluster.config.perConnectionBufferLimitBytes
-        let timeout = TimeAmount(cluster.config.connectTimeout)
         origin.socketFactory.connect(
-            to: host.address, on: eventLoop, timeout: timeout, mark: cluster.config.upstreamMark
-        ) { channel in
-            channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandler(RelayHandler(session: session.value, side: .upstream))
-                try channel.syncOptions?.setOption(.writeBufferWaterMark, value: .init(low: limit / 2, high: max(limit, 1)))
-            }
+            to: host.address, on: eventLoop, timeout: TimeAmount(cluster.config.connectTimeout),
+            mark: cluster.config.upstreamMark, bufferLimit: cluster.config.perConnectionBufferLimitBytes
+        ) {
+            RelayHandler(session: session.value, side: .upstream)
         }.assumeIsolated().whenComplete { result in
             self.connectCompleted(result, host: host, cluster: cluster)
         }
