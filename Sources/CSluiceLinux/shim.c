@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sched.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -30,7 +29,7 @@ static int set_int_option(int fd, int level, int name, int value) {
     return setsockopt(fd, level, name, &value, sizeof(value)) == 0 ? 0 : -errno;
 }
 
-int sluice_stream_socket(int family, int mark, int reuse_address, int v6only, int transparent, int nodelay) {
+int sluice_stream_socket(int family, int mark, int reuse_address, int v6only, int transparent) {
     int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) return -errno;
     int rc = 0;
@@ -41,7 +40,6 @@ int sluice_stream_socket(int family, int mark, int reuse_address, int v6only, in
         rc = family == AF_INET6 ? set_int_option(fd, SOL_IPV6, IPV6_TRANSPARENT, 1)
                                 : set_int_option(fd, SOL_IP, IP_TRANSPARENT, 1);
     }
-    if (rc == 0 && nodelay) rc = set_int_option(fd, IPPROTO_TCP, TCP_NODELAY, 1);
     if (rc != 0) {
         close(fd);
         return rc;

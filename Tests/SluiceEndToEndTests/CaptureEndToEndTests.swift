@@ -99,6 +99,47 @@ import Testing
         }
     }
 
+    @Test func legacyIPTablesBackendWorksToo() throws {
+        try withTopology("legacy") { topology in
+            let app = try topology.addHost("app")
+            let server = try topology.addHost("srv")
+            let sluice = try SluiceUnderTest(topology: topology)
+            try sluice.startAgent(extra: ["--iptables-backend", "legacy"])
+            try sluice.startProxy()
+            try sluice.startServer(on: server, port: 8080)
+            try sluice.enroll(app)
+            #expect(try topology.exec(app.namespace, ["iptables-legacy-save", "-t", "nat"]).contains("-A OUTPUT -j SLUICE_OUTPUT"))
+            #expect(try topology.exec(app.namespace, ["iptables-nft-save", "-t", "nat"]).contains("SLUICE") == false)
+            let reply = try sluice.client(from: app, to: "\(server.ipv4):8080", "WHO")
+            #expect(reply.hasPrefix("peer=\(app.ipv4):"))
+            #expect(try sluice.stat("sluice.workload.\(app.namespace).outbound_cx_total") == 1)
+            try sluice.unenroll(app)
+            #expect(try topology.exec(app.namespace, ["iptables-legacy-save", "-t", "nat"]).contains("SLUICE") == false)
+        }
+    }
+
+    @Test func unreachableUpstreamsTimeOutAndCloseTheClient() throws {
+        try withTopology("timeout") { topology in
+            let app = try topology.addHost("app")
+            let server = try topology.addHost("srv")
+            // The server silently drops SYNs to 8081: the proxy's connect must time out (2 s).
+            try topology.exec(server.namespace, ["iptables", "-A", "INPUT", "-p", "tcp", "--dport", "8081", "-j", "DROP"])
+            let sluice = try SluiceUnderTest(topology: topology)
+            try sluice.startUp()
+            try sluice.enroll(app)
+            let started = Date()
+            let result = try topology.execResult(app.namespace, [
+                "python3", SluiceUnderTest.tcpkit, "client", "--connect", "\(server.ipv4):8081", "--command", "WHO", "--timeout", "10",
+            ])
+            #expect(result.stdout.isEmpty, "nothing can come back from an upstream that never answered")
+            #expect(Date().timeIntervalSince(started) < 8)
+            try eventually("the timeout is counted") {
+                try sluice.stat("cluster.passthrough.upstream_cx_connect_timeout") == 1
+            }
+            #expect(try sluice.stat("cluster.passthrough.upstream_cx_connect_fail") == 1)
+        }
+    }
+
     @Test func upRemovesEveryRuleOnSIGTERM() throws {
         try withTopology("up-exit") { topology in
             let app = try topology.addHost("app")

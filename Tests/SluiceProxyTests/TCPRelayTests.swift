@@ -7,7 +7,8 @@ import Testing
 @Suite(.serialized) struct TCPRelayTests {
     private func proxy(
         upstreamPorts: [Int], idleTimeout: Duration? = .seconds(3600), maxConnectAttempts: Int = 1,
-        bufferLimit: Int = 1 << 20, cluster: String = "backend"
+        bufferLimit: Int = 1 << 20, cluster: String = "backend", route: TCPProxyConfig.Route? = nil,
+        extraClusters: [ClusterConfig] = []
     ) async throws -> (ProxyServer, Int) {
         let endpoints = upstreamPorts.map { Endpoint(address: .ip(SocketEndpoint("127.0.0.1:\($0)")!)) }
         let config = ProxyConfiguration(
@@ -15,13 +16,13 @@ import Testing
                 name: "l",
                 addresses: [ListenerAddress(endpoint: SocketEndpoint("127.0.0.1:0")!)],
                 filterChains: [FilterChain(filters: [.tcpProxy(TCPProxyConfig(
-                    statPrefix: "relay", route: .cluster(cluster), idleTimeout: idleTimeout,
+                    statPrefix: "relay", route: route ?? .cluster(cluster), idleTimeout: idleTimeout,
                     maxConnectAttempts: maxConnectAttempts))])],
                 perConnectionBufferLimitBytes: bufferLimit)],
             clusters: [ClusterConfig(
                 name: "backend", discovery: .staticEndpoints, connectTimeout: .seconds(2),
                 loadAssignment: LoadAssignment(localities: [LocalityEndpoints(endpoints: endpoints)]),
-                perConnectionBufferLimitBytes: bufferLimit)])
+                perConnectionBufferLimitBytes: bufferLimit)] + extraClusters)
         let server = ProxyServer(configuration: config, placement: .proxyNamespace)
         try await server.start()
         let port = Int(server.hostListenerAddresses[0].addresses[0].port)
@@ -133,6 +134,54 @@ import Testing
         #expect(reply == Array("x".utf8))
         #expect(Date().timeIntervalSince(started) < 5)
         #expect(stat(server, "tcp.relay.idle_timeout") == 1)
+        await server.shutdown()
+    }
+
+    @Test func strictDNSClustersResolveAndServe() async throws {
+        let upstream = try TestServer(.echo)
+        defer { upstream.stop() }
+        let dns = ClusterConfig(
+            name: "named", discovery: .strictDNS(refreshRate: .seconds(5), lookupFamily: .v4Only, respectTTL: false),
+            loadAssignment: LoadAssignment(localities: [LocalityEndpoints(endpoints: [
+                Endpoint(address: .hostname("localhost", port: UInt16(upstream.port))),
+            ])]))
+        let (server, port) = try await proxy(upstreamPorts: [], cluster: "named", extraClusters: [dns])
+        #expect(server.isReady, "DNS clusters resolve before the proxy reports ready")
+        let reply = try await Task.detached {
+            let client = try TestClient(port: port)
+            try client.send(Array("dns".utf8))
+            client.shutdownWrite()
+            return try client.readToEnd()
+        }.value
+        #expect(reply == Array("dns".utf8))
+        #expect(server.clusters.cluster(named: "named")?.hostSet.allHosts.map(\.address.description) == ["127.0.0.1:\(upstream.port)"])
+        await server.shutdown()
+    }
+
+    @Test func weightedClustersSplitConnections() async throws {
+        let first = try TestServer(.echo)
+        let second = try TestServer(.echo)
+        defer { first.stop(); second.stop() }
+        let other = ClusterConfig(
+            name: "other", discovery: .staticEndpoints,
+            loadAssignment: LoadAssignment(localities: [LocalityEndpoints(endpoints: [
+                Endpoint(address: .ip(SocketEndpoint("127.0.0.1:\(second.port)")!)),
+            ])]))
+        let (server, port) = try await proxy(
+            upstreamPorts: [first.port],
+            route: .weightedClusters([WeightedCluster(name: "backend", weight: 1), WeightedCluster(name: "other", weight: 1)]),
+            extraClusters: [other])
+        for _ in 0..<40 {
+            _ = try await Task.detached {
+                let client = try TestClient(port: port)
+                client.shutdownWrite()
+                return try client.readToEnd()
+            }.value
+        }
+        let backend = stat(server, "cluster.backend.upstream_cx_total") ?? 0
+        let others = stat(server, "cluster.other.upstream_cx_total") ?? 0
+        #expect(backend + others == 40)
+        #expect(backend > 5 && others > 5, "both weighted clusters get connections: \(backend)/\(others)")
         await server.shutdown()
     }
 

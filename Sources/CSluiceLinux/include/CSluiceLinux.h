@@ -17,9 +17,8 @@
 int sluice_switch_netns(int fd, uint64_t inode, uint64_t home_inode);
 
 /// Creates a stream socket with close-on-exec and non-blocking set, optionally marked
-/// (`mark` >= 0), SO_REUSEADDR, IPV6_V6ONLY (for AF_INET6), IP_TRANSPARENT and TCP_NODELAY
-/// (which accepted sockets inherit from a listener). fd or -errno.
-int sluice_stream_socket(int family, int mark, int reuse_address, int v6only, int transparent, int nodelay);
+/// (`mark` >= 0), SO_REUSEADDR, IPV6_V6ONLY (for AF_INET6) and IP_TRANSPARENT. fd or -errno.
+int sluice_stream_socket(int family, int mark, int reuse_address, int v6only, int transparent);
 
 /// Binds and listens. 0 or -errno.
 int sluice_bind_listen(int fd, const struct sockaddr *address, socklen_t length, int backlog);

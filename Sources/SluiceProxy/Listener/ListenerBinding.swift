@@ -23,20 +23,18 @@ final class ListenerBinding: Sendable {
         logger: Logger
     ) async throws -> ListenerBinding {
         let acceptor = ConnectionAcceptor(listener: listener, table: table, scope: scope, clusters: clusters, logger: logger)
-        let limit = max(listener.config.perConnectionBufferLimitBytes, 1)
+        let limit = listener.config.perConnectionBufferLimitBytes
         var channels: [any Channel] = []
         do {
             for address in listener.config.addresses {
                 let fd = try scope.socketFactory.makeListeningSocket(address)
                 // Child options are set synchronously in the initializer (per-option futures cost
-                // allocations per connection); TCP_NODELAY is inherited from the listening socket.
+                // allocations per connection); TCP_NODELAY, a ServerBootstrap default on the
+                // listening socket, is inherited by accepted sockets.
                 let channel = try await ServerBootstrap(group: group)
                     .childChannelInitializer { child in
                         do {
-                            let options = child.syncOptions!
-                            try options.setOption(.autoRead, value: false)
-                            try options.setOption(.allowRemoteHalfClosure, value: true)
-                            try options.setOption(.writeBufferWaterMark, value: .init(low: limit / 2, high: limit))
+                            try RelayOptions.apply(to: child.syncOptions!, bufferLimit: limit)
                         } catch {
                             return child.eventLoop.makeFailedFuture(error)
                         }

@@ -23,7 +23,7 @@ public struct SocketFactory: Sendable {
         return try namespace.perform {
             let family = endpoint.address.isV4 ? AF_INET : AF_INET6
             let fd = sluice_stream_socket(
-                family, mark.map { CInt(bitPattern: $0) } ?? -1, 1, address.ipv4Compatible ? 0 : 1, 0, 1)
+                family, mark.map { CInt(bitPattern: $0) } ?? -1, 1, address.ipv4Compatible ? 0 : 1, 0)
             guard fd >= 0 else { throw SocketFactoryError.socket(address: endpoint, errno: -fd) }
             let rc = endpoint.withSockaddr { sluice_bind_listen(fd, $0, $1, backlog) }
             guard rc == 0 else {
@@ -52,11 +52,9 @@ public struct SocketFactory: Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let options = channel.syncOptions!
+                    // TCP_NODELAY is one of ClientBootstrap's defaults.
                     if let mark { try options.setOption(.socketOption(NIOBSDSocket.Option(rawValue: SO_MARK)), value: mark) }
-                    try options.setOption(.tcpOption(.tcp_nodelay), value: 1)
-                    try options.setOption(.autoRead, value: false)
-                    try options.setOption(.allowRemoteHalfClosure, value: true)
-                    try options.setOption(.writeBufferWaterMark, value: .init(low: bufferLimit / 2, high: max(bufferLimit, 1)))
+                    try RelayOptions.apply(to: options, bufferLimit: bufferLimit)
                     try channel.pipeline.syncOperations.addHandler(handler())
                 }
             }
@@ -128,5 +126,20 @@ extension SocketEndpoint {
         default:
             preconditionFailure("SocketEndpoint is always IP")
         }
+    }
+}
+
+/// Channel options both sides of a relayed connection get.
+enum RelayOptions {
+    /// Reading is manual (backpressure), half-close is forwarded, and pending writes beyond
+    /// `bufferLimit` make the channel unwritable. Reads grow adaptively up to 256 KiB (fewer
+    /// syscalls for bulk transfers) but never beyond the buffer limit.
+    static func apply(to options: any NIOSynchronousChannelOptions, bufferLimit: Int) throws {
+        let limit = max(bufferLimit, 1)
+        try options.setOption(.autoRead, value: false)
+        try options.setOption(.allowRemoteHalfClosure, value: true)
+        try options.setOption(.writeBufferWaterMark, value: .init(low: limit / 2, high: limit))
+        let maximum = max(min(limit, 256 * 1024), 2048)
+        try options.setOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 2048, maximum: maximum))
     }
 }

@@ -84,10 +84,10 @@ final class SluiceUnderTest: @unchecked Sendable {
         try waitReady()
     }
 
-    func startAgent() throws {
+    func startAgent(extra: [String] = []) throws {
         agent = try topology.spawn("sluice-agent", in: node, [
             Self.binary, "agent", "--socket", socketPath, "--state-dir", stateDirectory,
-        ])
+        ] + extra)
         try eventually("agent socket \(socketPath)") { FileManager.default.fileExists(atPath: socketPath) }
     }
 

@@ -176,8 +176,9 @@ def client(args):
 
 
 def main():
-    # The test runner may hand us SIGTERM ignored; teardown relies on it ending us.
+    # The test runner may hand us SIGTERM ignored or blocked; teardown relies on it ending us.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM])
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="mode", required=True)
     server = sub.add_parser("server")
