@@ -1,3 +1,4 @@
+import SluiceConfig
 import SluiceProxy
 
 /// One stat as the admin endpoints see it: Envoy's dotted name, the structured name, the value.
@@ -73,9 +74,9 @@ enum StatsFormatter {
     /// `{"stats":[{"name":…,"value":…},…]}` with numeric values, as Envoy's `format=json`.
     static func json(_ entries: [StatEntry]) -> String {
         let items = sorted(entries).map { entry in
-            "{\"name\":\(JSONText.quoted(entry.name.description)),\"value\":\(entry.value.text)}"
+            JSONValue.object([("name", .string(entry.name.description)), ("value", .number(entry.value.text))])
         }
-        return "{\"stats\":[\(items.joined(separator: ","))]}"
+        return JSONValue.object([("stats", .array(items))]).jsonText
     }
 
     private static func sorted(_ entries: [StatEntry]) -> [StatEntry] {
@@ -83,23 +84,3 @@ enum StatsFormatter {
     }
 }
 
-/// Minimal JSON string quoting for hand-built documents.
-enum JSONText {
-    static func quoted(_ text: String) -> String {
-        var output = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": output += "\\\""
-            case "\\": output += "\\\\"
-            case "\n": output += "\\n"
-            case "\r": output += "\\r"
-            case "\t": output += "\\t"
-            case _ where scalar.value < 0x20:
-                output += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count)
-                    + String(scalar.value, radix: 16)
-            default: output.unicodeScalars.append(scalar)
-            }
-        }
-        return output + "\""
-    }
-}

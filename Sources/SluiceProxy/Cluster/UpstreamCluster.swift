@@ -64,7 +64,7 @@ public final class UpstreamCluster: Sendable {
     func replaceHosts(_ newHosts: [UpstreamHost]) {
         hosts.withLockedValue { current in
             let merged = newHosts.map { candidate in
-                current.allHosts.first { $0.sameAddress(as: candidate) } ?? candidate
+                current.allHosts.first { $0.hasSameDiscoveryData(as: candidate) } ?? candidate
             }
             current = HostSet(
                 hosts: merged,

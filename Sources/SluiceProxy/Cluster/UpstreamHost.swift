@@ -40,8 +40,8 @@ public final class UpstreamHost: Sendable, CustomStringConvertible {
     func markUsed(at nanos: UInt64) { lastUsedNanos.store(nanos, ordering: .relaxed) }
     var lastUsed: UInt64 { lastUsedNanos.load(ordering: .relaxed) }
 
-    /// A copy with new discovery data; the stats of the same address carry over.
-    func sameAddress(as other: UpstreamHost) -> Bool {
+    /// Whether `other` describes this host identically, so this object (and its stats) can stay.
+    func hasSameDiscoveryData(as other: UpstreamHost) -> Bool {
         address == other.address && weight == other.weight && health == other.health
             && locality == other.locality && priority == other.priority
     }
