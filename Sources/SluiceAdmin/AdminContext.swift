@@ -8,6 +8,8 @@ public struct AdminContext: Sendable {
     public let bootstrap: LoadedBootstrap
     /// When the configuration was loaded; reported as `last_updated` in `/config_dump`.
     public let startTime: Date
+    /// What xDS delivered, when the bootstrap has `dynamic_resources`.
+    public let xds: XDSDumpStore?
     let requestShutdown: @Sendable () -> Void
 
     /// Wraps the running proxy, its loaded bootstrap and the action `/quitquitquit` triggers.
@@ -15,11 +17,13 @@ public struct AdminContext: Sendable {
         proxy: ProxyServer,
         bootstrap: LoadedBootstrap,
         startTime: Date,
+        xds: XDSDumpStore? = nil,
         requestShutdown: @escaping @Sendable () -> Void
     ) {
         self.proxy = proxy
         self.bootstrap = bootstrap
         self.startTime = startTime
+        self.xds = xds
         self.requestShutdown = requestShutdown
     }
 }

@@ -101,17 +101,19 @@ struct AdminRouter: Sendable {
     }
 
     private func configDump(_ request: AdminRequest) -> AdminResponse {
-        let bootstrap = context.bootstrap.bootstrap
+        let source = ConfigDumpBuilder.Source(
+            bootstrap: context.bootstrap.bootstrap, loadedAt: context.startTime, xds: context.xds?.current,
+            includeEndpoints: request.parameter("include_eds") != nil)
         do {
             let dump: Envoy_Admin_V3_ConfigDump
             if let resource = request.parameter("resource"), !resource.isEmpty {
-                switch try ConfigDumpBuilder.resource(resource, bootstrap: bootstrap, loadedAt: context.startTime) {
+                switch try ConfigDumpBuilder.resource(resource, source) {
                 case .success(let value): dump = value
                 case .failure(let failure):
                     return AdminResponse(HTTPResponseStatus(statusCode: failure.status), failure.message)
                 }
             } else {
-                dump = try ConfigDumpBuilder.full(bootstrap: bootstrap, loadedAt: context.startTime)
+                dump = try ConfigDumpBuilder.full(source)
             }
             return AdminResponse(contentType: AdminResponse.json, try AdminProto.json(dump))
         } catch {

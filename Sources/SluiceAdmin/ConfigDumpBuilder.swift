@@ -1,44 +1,58 @@
 import Foundation
+import SluiceConfig
 import SluiceXDSTypes
 import SwiftProtobuf
 
-/// `/config_dump`: Envoy's `ConfigDump` built from the loaded bootstrap with the generated types.
-/// Every listener and cluster is static today (no xDS yet), so the dynamic lists stay empty.
+/// `/config_dump`: Envoy's `ConfigDump` built with the generated admin types, from the loaded
+/// bootstrap (static sections) and what xDS delivered (dynamic sections, with each resource's
+/// `version_info` and `last_updated`).
 enum ConfigDumpBuilder {
+    /// What the dump is made of.
+    struct Source {
+        var bootstrap: Envoy_Config_Bootstrap_V3_Bootstrap
+        var loadedAt: Date
+        var xds: XDSDump?
+        /// `?include_eds`: Envoy leaves endpoints out unless asked.
+        var includeEndpoints: Bool
+    }
+
     /// Why a `resource=` request cannot be answered, with Envoy's status and wording.
     struct Failure: Error {
         var status: Int
         var message: String
     }
 
-    static func full(bootstrap: Envoy_Config_Bootstrap_V3_Bootstrap, loadedAt: Date) throws -> Envoy_Admin_V3_ConfigDump {
-        let updated = Google_Protobuf_Timestamp(date: loadedAt)
+    static func full(_ source: Source) throws -> Envoy_Admin_V3_ConfigDump {
         var bootstrapDump = Envoy_Admin_V3_BootstrapConfigDump()
-        bootstrapDump.bootstrap = bootstrap
-        bootstrapDump.lastUpdated = updated
+        bootstrapDump.bootstrap = source.bootstrap
+        bootstrapDump.lastUpdated = Google_Protobuf_Timestamp(date: source.loadedAt)
         var dump = Envoy_Admin_V3_ConfigDump()
-        // Envoy's order: bootstrap, clusters, listeners (then routes and secrets, which Sluice lacks).
-        dump.configs = [
-            try Google_Protobuf_Any(message: bootstrapDump),
-            try Google_Protobuf_Any(message: clusters(bootstrap, updated)),
-            try Google_Protobuf_Any(message: listeners(bootstrap, updated)),
-        ]
+        // Envoy's order: bootstrap, clusters, endpoints (on request), listeners, routes.
+        dump.configs = [try Google_Protobuf_Any(message: bootstrapDump), try Google_Protobuf_Any(message: clusters(source))]
+        if source.includeEndpoints { dump.configs.append(try Google_Protobuf_Any(message: endpoints(source))) }
+        dump.configs.append(try Google_Protobuf_Any(message: listeners(source)))
+        if source.xds != nil { dump.configs.append(try Google_Protobuf_Any(message: routes(source))) }
         return dump
     }
 
     /// `?resource=<field>`: every element of that repeated field, each packed on its own, as Envoy.
-    static func resource(
-        _ name: String, bootstrap: Envoy_Config_Bootstrap_V3_Bootstrap, loadedAt: Date
-    ) throws -> Result<Envoy_Admin_V3_ConfigDump, Failure> {
-        let updated = Google_Protobuf_Timestamp(date: loadedAt)
+    static func resource(_ name: String, _ source: Source) throws -> Result<Envoy_Admin_V3_ConfigDump, Failure> {
         var dump = Envoy_Admin_V3_ConfigDump()
         switch name {
         case "static_clusters":
-            dump.configs = try clusters(bootstrap, updated).staticClusters.map { try Google_Protobuf_Any(message: $0) }
+            dump.configs = try clusters(source).staticClusters.map { try Google_Protobuf_Any(message: $0) }
+        case "dynamic_active_clusters":
+            dump.configs = try clusters(source).dynamicActiveClusters.map { try Google_Protobuf_Any(message: $0) }
+        case "dynamic_warming_clusters":
+            dump.configs = try clusters(source).dynamicWarmingClusters.map { try Google_Protobuf_Any(message: $0) }
         case "static_listeners":
-            dump.configs = try listeners(bootstrap, updated).staticListeners.map { try Google_Protobuf_Any(message: $0) }
-        case "dynamic_active_clusters", "dynamic_warming_clusters", "dynamic_listeners":
-            break
+            dump.configs = try listeners(source).staticListeners.map { try Google_Protobuf_Any(message: $0) }
+        case "dynamic_listeners":
+            dump.configs = try listeners(source).dynamicListeners.map { try Google_Protobuf_Any(message: $0) }
+        case "dynamic_endpoint_configs":
+            dump.configs = try endpoints(source).dynamicEndpointConfigs.map { try Google_Protobuf_Any(message: $0) }
+        case "dynamic_route_configs":
+            dump.configs = try routes(source).dynamicRouteConfigs.map { try Google_Protobuf_Any(message: $0) }
         case "bootstrap", "last_updated", "version_info":
             return .failure(Failure(
                 status: 400, message: "\(name) is not a repeated field. Use ?mask=\(name) to get only this field"))
@@ -48,30 +62,79 @@ enum ConfigDumpBuilder {
         return .success(dump)
     }
 
-    static func clusters(
-        _ bootstrap: Envoy_Config_Bootstrap_V3_Bootstrap, _ updated: Google_Protobuf_Timestamp
-    ) throws -> Envoy_Admin_V3_ClustersConfigDump {
+    static func clusters(_ source: Source) throws -> Envoy_Admin_V3_ClustersConfigDump {
+        let loaded = Google_Protobuf_Timestamp(date: source.loadedAt)
         var dump = Envoy_Admin_V3_ClustersConfigDump()
-        dump.versionInfo = ""
-        dump.staticClusters = try bootstrap.staticResources.clusters.map { cluster in
+        dump.versionInfo = source.xds?.versions[.cluster] ?? ""
+        dump.staticClusters = try source.bootstrap.staticResources.clusters.map { cluster in
             var entry = Envoy_Admin_V3_ClustersConfigDump.StaticCluster()
             entry.cluster = try Google_Protobuf_Any(message: cluster)
-            entry.lastUpdated = updated
+            entry.lastUpdated = loaded
+            return entry
+        }
+        let warming = source.xds?.warmingClusters ?? []
+        for record in records(source, .cluster) {
+            var entry = Envoy_Admin_V3_ClustersConfigDump.DynamicCluster()
+            entry.versionInfo = record.version
+            entry.cluster = record.any
+            entry.lastUpdated = Google_Protobuf_Timestamp(date: record.lastUpdated)
+            if warming.contains(record.name) {
+                dump.dynamicWarmingClusters.append(entry)
+            } else {
+                dump.dynamicActiveClusters.append(entry)
+            }
+        }
+        return dump
+    }
+
+    static func endpoints(_ source: Source) throws -> Envoy_Admin_V3_EndpointsConfigDump {
+        var dump = Envoy_Admin_V3_EndpointsConfigDump()
+        dump.dynamicEndpointConfigs = records(source, .endpoint).map { record in
+            var entry = Envoy_Admin_V3_EndpointsConfigDump.DynamicEndpointConfig()
+            entry.versionInfo = record.version
+            entry.endpointConfig = record.any
+            entry.lastUpdated = Google_Protobuf_Timestamp(date: record.lastUpdated)
             return entry
         }
         return dump
     }
 
-    static func listeners(
-        _ bootstrap: Envoy_Config_Bootstrap_V3_Bootstrap, _ updated: Google_Protobuf_Timestamp
-    ) throws -> Envoy_Admin_V3_ListenersConfigDump {
+    static func listeners(_ source: Source) throws -> Envoy_Admin_V3_ListenersConfigDump {
+        let loaded = Google_Protobuf_Timestamp(date: source.loadedAt)
         var dump = Envoy_Admin_V3_ListenersConfigDump()
-        dump.staticListeners = try bootstrap.staticResources.listeners.map { listener in
+        dump.versionInfo = source.xds?.versions[.listener] ?? ""
+        dump.staticListeners = try source.bootstrap.staticResources.listeners.map { listener in
             var entry = Envoy_Admin_V3_ListenersConfigDump.StaticListener()
             entry.listener = try Google_Protobuf_Any(message: listener)
-            entry.lastUpdated = updated
+            entry.lastUpdated = loaded
+            return entry
+        }
+        dump.dynamicListeners = records(source, .listener).map { record in
+            var state = Envoy_Admin_V3_ListenersConfigDump.DynamicListenerState()
+            state.versionInfo = record.version
+            state.listener = record.any
+            state.lastUpdated = Google_Protobuf_Timestamp(date: record.lastUpdated)
+            var entry = Envoy_Admin_V3_ListenersConfigDump.DynamicListener()
+            entry.name = record.name
+            entry.activeState = state
             return entry
         }
         return dump
+    }
+
+    static func routes(_ source: Source) throws -> Envoy_Admin_V3_RoutesConfigDump {
+        var dump = Envoy_Admin_V3_RoutesConfigDump()
+        dump.dynamicRouteConfigs = records(source, .route).map { record in
+            var entry = Envoy_Admin_V3_RoutesConfigDump.DynamicRouteConfig()
+            entry.versionInfo = record.version
+            entry.routeConfig = record.any
+            entry.lastUpdated = Google_Protobuf_Timestamp(date: record.lastUpdated)
+            return entry
+        }
+        return dump
+    }
+
+    private static func records(_ source: Source, _ type: XDSResourceType) -> [XDSResourceRecord] {
+        (source.xds?.resources[type] ?? [:]).values.sorted { $0.name < $1.name }
     }
 }

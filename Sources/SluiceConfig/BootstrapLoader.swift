@@ -6,7 +6,10 @@ import SwiftProtobuf
 /// Sluice's model (for the proxy), plus any warnings.
 public struct LoadedBootstrap: Sendable {
     public var bootstrap: Envoy_Config_Bootstrap_V3_Bootstrap
+    /// The static part; xDS adds to it.
     public var configuration: ProxyConfiguration
+    /// Set when the bootstrap has `dynamic_resources`.
+    public var xds: XDSConfiguration?
     public var warnings: [ConfigIssue]
 }
 
@@ -29,8 +32,10 @@ public enum BootstrapLoader {
         let bootstrap = try decode(Envoy_Config_Bootstrap_V3_Bootstrap.self, from: document)
         var context = TranslationContext(options: options)
         let configuration = context.bootstrap(bootstrap)
-        if context.hasErrors { throw ConfigIssues(context.issues) }
-        return LoadedBootstrap(bootstrap: bootstrap, configuration: configuration, warnings: context.issues)
+        let xds = context.xds(bootstrap)
+        let issues = SupportChecker().check(bootstrap) + context.issues
+        if issues.contains(where: \.isError) { throw ConfigIssues(issues.filter(\.isError)) }
+        return LoadedBootstrap(bootstrap: bootstrap, configuration: configuration, xds: xds, warnings: issues)
     }
 
     /// Decodes a schema-checked document into a generated message.

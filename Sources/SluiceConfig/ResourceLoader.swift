@@ -14,39 +14,19 @@ public enum ResourceLoader {
     public static func listener(
         _ document: JSONValue, path: String = "", options: TranslationOptions = TranslationOptions()
     ) -> Outcome<ListenerConfig> {
-        let issues = SchemaChecker().check(document, as: "envoy.config.listener.v3.Listener", path: path)
-        if issues.contains(where: { $0.kind == .invalid }) { return Outcome(value: nil, issues: issues) }
-        // Unsupported fields are reported; the rest still translates so every issue shows.
+        let schemaIssues = SchemaChecker().check(document, as: "envoy.config.listener.v3.Listener", path: path)
+        if !schemaIssues.isEmpty { return Outcome(value: nil, issues: schemaIssues) }
         let message: Envoy_Config_Listener_V3_Listener
         do {
-            message = try BootstrapLoader.decode(Envoy_Config_Listener_V3_Listener.self, from: stripUnknownTypes(document))
+            message = try BootstrapLoader.decode(Envoy_Config_Listener_V3_Listener.self, from: document)
         } catch let error as ConfigIssues {
-            return Outcome(value: nil, issues: issues + error.issues)
+            return Outcome(value: nil, issues: error.issues)
         } catch {
-            return Outcome(value: nil, issues: issues)
+            return Outcome(value: nil, issues: [ConfigIssue(.invalid, at: path, "\(error)")])
         }
         var context = TranslationContext(options: options)
         let listener = context.listener(message, path: path, fallbackName: "listener")
-        let all = issues + context.issues
-        return Outcome(value: all.contains { $0.kind != .warning } ? nil : listener, issues: all)
-    }
-
-    /// Replaces `Any` values whose type is not in the Envoy schema (Istio's own extensions)
-    /// with empty `Struct`s so the rest of the resource can still be decoded and examined.
-    static func stripUnknownTypes(_ value: JSONValue) -> JSONValue {
-        switch value {
-        case .array(let items):
-            return .array(items.map(stripUnknownTypes))
-        case .object(let members):
-            if case .string(let url)? = value["@type"] {
-                let name = TranslationContext.typeName(url)
-                if SchemaIndex.envoy.message(name) == nil, WellKnownType(rawValue: name) == nil {
-                    return .object([("@type", .string("type.googleapis.com/google.protobuf.Struct")), ("value", .object([]))])
-                }
-            }
-            return .object(members.map { ($0.key, stripUnknownTypes($0.value)) })
-        default:
-            return value
-        }
+        let issues = SupportChecker().check(message, path: path) + context.issues
+        return Outcome(value: issues.contains(where: \.isError) ? nil : listener, issues: issues)
     }
 }

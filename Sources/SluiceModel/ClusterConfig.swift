@@ -21,6 +21,8 @@ public struct ClusterConfig: Hashable, Sendable {
         /// The host is the downstream connection's original destination (`ORIGINAL_DST`); hosts
         /// idle longer than `cleanupInterval` are forgotten.
         case originalDestination(cleanupInterval: Duration)
+        /// Hosts come from xDS `ClusterLoadAssignment`s named `serviceName` (`EDS`).
+        case eds(serviceName: String)
     }
 
     public init(
@@ -112,15 +114,18 @@ public struct Endpoint: Hashable, Sendable {
     }
 }
 
-/// An endpoint's address: a literal, or a name that DNS turns into hosts.
+/// An endpoint's address: a literal, a name that DNS turns into hosts, or a Unix socket.
 public enum EndpointAddress: Hashable, Sendable, CustomStringConvertible {
     case ip(SocketEndpoint)
     case hostname(String, port: UInt16)
+    /// A Unix socket (Envoy's `pipe`); used to reach a control plane, not proxied to.
+    case pipe(path: String)
 
     public var description: String {
         switch self {
         case .ip(let endpoint): return endpoint.description
         case .hostname(let name, let port): return "\(name):\(port)"
+        case .pipe(let path): return "unix:\(path)"
         }
     }
 }

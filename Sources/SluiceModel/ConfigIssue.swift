@@ -7,7 +7,12 @@ public struct ConfigIssue: Error, Hashable, Sendable, CustomStringConvertible {
         case unsupported
         /// Accepted, but probably not what was meant.
         case warning
+        /// Accepted; the feature is deliberately skipped (Istio's telemetry-only filters).
+        case ignored
     }
+
+    /// Whether the issue rejects the configuration.
+    public var isError: Bool { kind == .invalid || kind == .unsupported }
 
     public var kind: Kind
     /// Field path in proto field names, e.g. `static_resources.clusters[0].lb_policy`.

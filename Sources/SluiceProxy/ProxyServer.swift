@@ -6,7 +6,8 @@ import SluiceLinux
 import SluiceModel
 
 /// The shared per-node proxy: host listeners, per-workload capture listeners, the cluster
-/// manager and the stats, all on one NIO event loop group.
+/// manager and the stats, all on one NIO event loop group. Configuration can be replaced at
+/// run time (`apply`), without dropping established connections.
 public final class ProxyServer: Sendable {
     /// Where capture listeners (those with a `CaptureRole`) are bound.
     public enum CapturePlacement: Sendable {
@@ -16,76 +17,110 @@ public final class ProxyServer: Sendable {
         case proxyNamespace
     }
 
-    public let configuration: ProxyConfiguration
     public let stats: StatsStore
     public let clusters: ClusterManager
     public let group: MultiThreadedEventLoopGroup
-    private let table: ListenerTable
+    private let configurationBox: NIOLockedValueBox<ProxyConfiguration>
+    private let tables: ListenerTableSource
     private let placement: CapturePlacement
+    private let drainTime: TimeAmount
     private let logger: Logger
-    private let hostBindings = NIOLockedValueBox<[ListenerBinding]>([])
+    private let hostBindings = NIOLockedValueBox<[String: ListenerBinding]>([:])
     private let workloads = NIOLockedValueBox<[String: WorkloadRuntime]>([:])
-    /// Serializes workload changes so two updates for one workload never interleave.
-    private let workloadChanges = WorkloadChangeQueue()
+    /// Serializes configuration and workload changes so that no two interleave.
+    private let changes = SerialChangeQueue()
     private let started = NIOLockedValueBox(false)
+    private let dynamicConfigurationReady: NIOLockedValueBox<Bool>
     private let hostScope: AcceptScope
 
+    /// - Parameters:
+    ///   - waitsForDynamicConfiguration: not ready until `markDynamicConfigurationReady()` (xDS).
+    ///   - drainTime: how long connections of a removed listener may finish (Envoy's drain time).
     public init(
         configuration: ProxyConfiguration,
         workerThreads: Int = 1,
         placement: CapturePlacement = .perWorkload,
+        waitsForDynamicConfiguration: Bool = false,
+        drainTime: Duration = .seconds(600),
         stats: StatsStore = StatsStore(),
         logger: Logger = Logger(label: "sluice.proxy")
     ) {
-        self.configuration = configuration
+        self.configurationBox = NIOLockedValueBox(configuration)
         self.stats = stats
         self.placement = placement
+        self.drainTime = TimeAmount(drainTime)
         self.logger = logger
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, workerThreads))
-        self.table = ListenerTable(configs: configuration.listeners, store: stats)
+        self.tables = ListenerTableSource(ListenerTable(configs: configuration.listeners, store: stats))
         self.clusters = ClusterManager(configs: configuration.clusters, store: stats, logger: logger)
         self.hostScope = AcceptScope(socketFactory: SocketFactory(namespace: .home), workloadStats: nil)
+        self.dynamicConfigurationReady = NIOLockedValueBox(!waitsForDynamicConfiguration)
         stats.gauge(StatName(scope: "server", leaf: "live")).set(0)
     }
+
+    /// The configuration being served.
+    public var configuration: ProxyConfiguration { configurationBox.withLockedValue { $0 } }
 
     /// Resolves DNS clusters and binds the listeners that live in the proxy's own namespace.
     public func start() async throws {
         try await clusters.start(on: group.next()).get()
-        var bindings: [ListenerBinding] = []
-        do {
-            for listener in table.listeners where listener.config.bindToPort {
-                if listener.config.capture != nil, placement == .perWorkload { continue }
-                bindings.append(try await ListenerBinding.bind(
-                    listener, table: table, scope: hostScope, clusters: clusters, group: group, logger: logger))
-            }
-        } catch {
-            for binding in bindings { await binding.close() }
-            throw error
+        try await changes.run {
+            try await self.reconcileHostBindings(self.tables.current, strict: true)
         }
-        hostBindings.withLockedValue { $0 = bindings }
         started.withLockedValue { $0 = true }
         stats.gauge(StatName(scope: "server", leaf: "live")).set(1)
     }
 
-    /// Whether the proxy serves: started, and every cluster finished its first discovery.
+    /// Replaces the whole configuration: clusters first (so new listeners find them), then
+    /// listeners. Unchanged listeners keep their sockets; changed ones with the same addresses
+    /// are updated in place; removed ones (or ones whose addresses changed) are drained.
+    public func apply(_ configuration: ProxyConfiguration) async {
+        await changes.runIgnoringErrors {
+            let previous = self.tables.current
+            await self.clusters.update(configuration.clusters)
+            let table = ListenerTable(configs: configuration.listeners, store: self.stats, previous: previous)
+            self.tables.replace(with: table)
+            self.configurationBox.withLockedValue { $0 = configuration }
+            try? await self.reconcileHostBindings(table, strict: false)
+            for workload in self.workloads.withLockedValue({ Array($0.values) }) {
+                try? await self.reconcileCaptureBindings(workload, table: table, strict: false)
+            }
+        }
+    }
+
+    /// Whether the proxy serves: started, initial dynamic configuration applied (if any), and
+    /// every cluster finished its first discovery.
     public var isReady: Bool {
-        started.withLockedValue { $0 } && clusters.allInitialized
+        started.withLockedValue { $0 } && dynamicConfigurationReady.withLockedValue { $0 } && clusters.allInitialized
+    }
+
+    /// Called once xDS has delivered (and warmed) the initial configuration.
+    public func markDynamicConfigurationReady() {
+        dynamicConfigurationReady.withLockedValue { $0 = true }
     }
 
     /// Addresses of the listeners bound in the proxy's own namespace, by listener name.
     public var hostListenerAddresses: [(name: String, addresses: [SocketEndpoint])] {
-        hostBindings.withLockedValue { $0 }.map { ($0.listener.config.name, $0.boundAddresses) }
+        hostBindings.withLockedValue { $0 }.sorted { $0.key < $1.key }.map { ($0.key, $0.value.boundAddresses) }
     }
 
     /// Binds the capture listeners inside the workload's namespace. Adding a workload that is
     /// already served from the same namespace changes nothing; a new namespace replaces the old.
     public func addWorkload(_ identity: WorkloadIdentity, namespace: NetworkNamespace) async throws {
-        try await workloadChanges.run {
+        try await changes.run {
             if let existing = self.workloads.withLockedValue({ $0[identity.id] }) {
                 if existing.namespace.identity == namespace.identity { return }
                 await self.detach(existing)
             }
-            let runtime = try await self.attach(identity, namespace: namespace)
+            let workloadStats = WorkloadStats(workload: identity.id, store: self.stats)
+            let scope = AcceptScope(socketFactory: SocketFactory(namespace: namespace), workloadStats: workloadStats)
+            let runtime = WorkloadRuntime(identity: identity, namespace: namespace, scope: scope, stats: workloadStats)
+            do {
+                try await self.reconcileCaptureBindings(runtime, table: self.tables.current, strict: true)
+            } catch {
+                await self.detach(runtime)
+                throw WorkloadAttachError(workload: identity.id, underlying: error)
+            }
             self.workloads.withLockedValue { $0[identity.id] = runtime }
             self.stats.gauge(StatName(scope: "sluice", leaf: "workloads_active")).set(Int64(self.workloadCount))
             self.logger.info("workload attached", metadata: ["workload": "\(identity.id)", "netns": "\(namespace)"])
@@ -94,7 +129,7 @@ public final class ProxyServer: Sendable {
 
     /// Closes the workload's capture listeners; its established connections finish normally.
     public func removeWorkload(id: String) async {
-        await workloadChanges.runIgnoringErrors {
+        await changes.runIgnoringErrors {
             guard let runtime = self.workloads.withLockedValue({ $0.removeValue(forKey: id) }) else { return }
             await self.detach(runtime)
             // Per-workload stats go with the workload, so churn never grows the stats store.
@@ -130,33 +165,72 @@ public final class ProxyServer: Sendable {
     /// Stops accepting everywhere, then stops the event loops.
     public func shutdown() async {
         stats.gauge(StatName(scope: "server", leaf: "live")).set(0)
-        for binding in hostBindings.withLockedValue({ $0 }) { await binding.close() }
+        for binding in hostBindings.withLockedValue({ Array($0.values) }) { await binding.close() }
         for runtime in workloads.withLockedValue({ Array($0.values) }) { await detach(runtime) }
         workloads.withLockedValue { $0 = [:] }
         clusters.shutdown()
         try? await group.shutdownGracefully()
     }
 
-    private func attach(_ identity: WorkloadIdentity, namespace: NetworkNamespace) async throws -> WorkloadRuntime {
-        let workloadStats = WorkloadStats(workload: identity.id, store: stats)
-        let scope = AcceptScope(socketFactory: SocketFactory(namespace: namespace), workloadStats: workloadStats)
-        var bindings: [ListenerBinding] = []
-        do {
-            if placement == .perWorkload {
-                for listener in table.listeners where listener.config.capture != nil && listener.config.bindToPort {
-                    bindings.append(try await ListenerBinding.bind(
-                        listener, table: table, scope: scope, clusters: clusters, group: group, logger: logger))
-                }
-            }
-        } catch {
-            for binding in bindings { await binding.close() }
-            throw WorkloadAttachError(workload: identity.id, underlying: error)
+    // MARK: Bindings
+
+    /// Listeners bound in the proxy's own namespace.
+    private func hostPlaced(_ listener: CompiledListener) -> Bool {
+        listener.config.bindToPort && (listener.config.capture == nil || placement == .proxyNamespace)
+    }
+
+    /// Listeners bound inside each workload.
+    private func workloadPlaced(_ listener: CompiledListener) -> Bool {
+        listener.config.bindToPort && listener.config.capture != nil && placement == .perWorkload
+    }
+
+    private func reconcileHostBindings(_ table: ListenerTable, strict: Bool) async throws {
+        let wanted = table.listeners.filter(hostPlaced)
+        var bindings = hostBindings.withLockedValue { $0 }
+        try await reconcile(&bindings, wanted: wanted, scope: hostScope, strict: strict)
+        hostBindings.withLockedValue { [bindings] in $0 = bindings }
+    }
+
+    private func reconcileCaptureBindings(_ workload: WorkloadRuntime, table: ListenerTable, strict: Bool) async throws {
+        let wanted = table.listeners.filter(workloadPlaced)
+        var bindings = workload.bindings.withLockedValue { $0 }
+        defer { workload.bindings.withLockedValue { [bindings] in $0 = bindings } }
+        try await reconcile(&bindings, wanted: wanted, scope: workload.scope, strict: strict)
+    }
+
+    /// Makes `bindings` serve exactly `wanted`. With `strict`, the first bind failure is thrown
+    /// (start-up, enrollment); otherwise it is logged and the rest still applies (updates).
+    private func reconcile(
+        _ bindings: inout [String: ListenerBinding], wanted: [CompiledListener], scope: AcceptScope, strict: Bool
+    ) async throws {
+        let names = Set(wanted.map(\.config.name))
+        for (name, binding) in bindings where !names.contains(name) {
+            bindings[name] = nil
+            await binding.drain(after: drainTime, on: group.next())
         }
-        return WorkloadRuntime(identity: identity, namespace: namespace, bindings: bindings, stats: workloadStats)
+        for listener in wanted {
+            if let existing = bindings[listener.config.name] {
+                if existing.listener === listener { continue }
+                if existing.listener.config.addresses == listener.config.addresses {
+                    existing.state.update(listener)
+                    continue
+                }
+                bindings[listener.config.name] = nil
+                await existing.drain(after: drainTime, on: group.next())
+            }
+            do {
+                bindings[listener.config.name] = try await ListenerBinding.bind(
+                    listener, tables: tables, scope: scope, clusters: clusters, group: group, logger: logger)
+            } catch {
+                if strict { throw error }
+                logger.error("cannot bind listener", metadata: ["listener": "\(listener.config.name)", "error": "\(error)"])
+            }
+        }
     }
 
     private func detach(_ runtime: WorkloadRuntime) async {
-        for binding in runtime.bindings { await binding.close() }
+        for binding in runtime.bindings.withLockedValue({ Array($0.values) }) { await binding.close() }
+        runtime.bindings.withLockedValue { $0 = [:] }
     }
 }
 
@@ -168,8 +242,8 @@ public struct WorkloadAttachError: Error, CustomStringConvertible {
     public var description: String { "workload \(workload): \(underlying)" }
 }
 
-/// Runs workload changes one at a time, in arrival order.
-final class WorkloadChangeQueue: Sendable {
+/// Runs changes one at a time, in arrival order.
+final class SerialChangeQueue: Sendable {
     private let tail = NIOLockedValueBox<Task<Void, Never>?>(nil)
 
     func run(_ body: @escaping @Sendable () async throws -> Void) async throws {

@@ -22,12 +22,16 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(help: "Listeners on this port capture workloads' inbound traffic.")
     var inboundPort: UInt16 = CaptureDefaults.inboundPort
 
+    @Option(help: "Seconds a removed or replaced listener's connections may continue (Envoy's --drain-time-s).")
+    var drainTimeS = 600
+
     @OptionGroup var logging: LoggingOptions
 
     func run() async throws {
         try Support.bootstrapLogging(logging.logLevel)
         let runner = ProxyRunner(
-            configPath: config, agentSocket: agentSocket, workers: workers, outboundPort: outboundPort, inboundPort: inboundPort)
+            configPath: config, agentSocket: agentSocket, workers: workers, outboundPort: outboundPort, inboundPort: inboundPort,
+            drainTime: .seconds(drainTimeS))
         try await runner.run(logger: Logger(label: "sluice.proxy"), shutdown: Support.ShutdownSignal())
     }
 }

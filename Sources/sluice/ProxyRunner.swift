@@ -14,6 +14,7 @@ struct ProxyRunner {
     var workers: Int
     var outboundPort: UInt16
     var inboundPort: UInt16
+    var drainTime: Duration = .seconds(600)
 
     /// Loads the bootstrap or exits with every problem named by its field path.
     static func loadOrExit(_ path: String, options: TranslationOptions) -> LoadedBootstrap {
@@ -37,12 +38,30 @@ struct ProxyRunner {
             configuration: loaded.configuration,
             workerThreads: workers,
             placement: agentSocket == nil ? .proxyNamespace : .perWorkload,
+            waitsForDynamicConfiguration: loaded.xds != nil,
+            drainTime: drainTime,
             logger: logger)
         try await server.start()
 
+        var xds: (client: ADSClient, task: Task<Void, Never>)?
+        if let xdsConfiguration = loaded.xds {
+            let client = ADSClient(
+                configuration: xdsConfiguration, staticConfiguration: loaded.configuration, options: options,
+                logger: logger,
+                apply: { configuration in await server.apply(configuration) },
+                initialized: {
+                    server.markDynamicConfigurationReady()
+                    logger.info("initial xDS configuration applied")
+                })
+            xds = (client, Task { await client.run() })
+            logger.info("xDS", metadata: [
+                "server": "\(xdsConfiguration.server)", "protocol": "\(xdsConfiguration.wireProtocol.rawValue)",
+            ])
+        }
+
         var admin: AdminServer?
         if let adminConfig = loaded.configuration.admin {
-            let context = AdminContext(proxy: server, bootstrap: loaded, startTime: Date()) {
+            let context = AdminContext(proxy: server, bootstrap: loaded, startTime: Date(), xds: xds?.client.dump) {
                 shutdown.trigger("/quitquitquit")
             }
             admin = try await AdminServer.start(address: adminConfig.address, context: context, logger: logger)
@@ -61,6 +80,7 @@ struct ProxyRunner {
         let reason = await shutdown.wait()
         logger.info("shutting down", metadata: ["reason": "\(reason)"])
         beforeShutdown()
+        xds?.task.cancel()
         agentClient?.stop()
         await admin?.shutdown()
         await server.shutdown()

@@ -1,6 +1,8 @@
 import Foundation
 @testable import SluiceAdmin
 import SluiceConfig
+import SluiceXDSTypes
+import SwiftProtobuf
 import Testing
 
 @Suite struct ConfigDumpTests {
@@ -30,7 +32,7 @@ import Testing
 
     @Test func fullDumpHasEnvoysSections() throws {
         let loaded = try BootstrapLoader.load(text: Self.bootstrap)
-        let json = try AdminProto.json(ConfigDumpBuilder.full(bootstrap: loaded.bootstrap, loadedAt: Self.loadedAt))
+        let json = try AdminProto.json(ConfigDumpBuilder.full(source(loaded)))
         let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
         let configs = try #require(object["configs"] as? [[String: Any]])
         #expect(configs.map { $0["@type"] as? String } == [
@@ -49,16 +51,35 @@ import Testing
 
     @Test func resourceSelectsOneRepeatedField() throws {
         let loaded = try BootstrapLoader.load(text: Self.bootstrap)
-        let dump = try ConfigDumpBuilder.resource("static_clusters", bootstrap: loaded.bootstrap, loadedAt: Self.loadedAt).get()
+        let dump = try ConfigDumpBuilder.resource("static_clusters", source(loaded)).get()
         let json = try AdminProto.json(dump)
         #expect(json.contains(#""@type":"type.googleapis.com/envoy.admin.v3.ClustersConfigDump.StaticCluster""#))
         #expect(json.contains(#""name":"passthrough""#))
-        let missing = try ConfigDumpBuilder.resource("nope", bootstrap: loaded.bootstrap, loadedAt: Self.loadedAt)
+        let missing = try ConfigDumpBuilder.resource("nope", source(loaded))
         guard case .failure(let failure) = missing else {
             Issue.record("expected a failure")
             return
         }
         #expect(failure.status == 404)
         #expect(failure.message == "nope not found in config dump")
+    }
+
+    private func source(_ loaded: LoadedBootstrap, xds: XDSDump? = nil) -> ConfigDumpBuilder.Source {
+        ConfigDumpBuilder.Source(bootstrap: loaded.bootstrap, loadedAt: Self.loadedAt, xds: xds, includeEndpoints: xds != nil)
+    }
+
+    @Test func dynamicResourcesAppearWithTheirVersions() throws {
+        let loaded = try BootstrapLoader.load(text: Self.bootstrap)
+        var cluster = Envoy_Config_Cluster_V3_Cluster()
+        cluster.name = "dynamic-one"
+        var dump = XDSDump()
+        dump.versions[.cluster] = "v7"
+        dump.resources[.cluster] = ["dynamic-one": XDSResourceRecord(
+            name: "dynamic-one", version: "v7", any: try Google_Protobuf_Any(message: cluster), lastUpdated: Self.loadedAt)]
+        let json = try AdminProto.json(ConfigDumpBuilder.full(source(loaded, xds: dump)))
+        #expect(json.contains(#""dynamic_active_clusters":[{"version_info":"v7""#))
+        #expect(json.contains(#""name":"dynamic-one""#))
+        #expect(json.contains("envoy.admin.v3.EndpointsConfigDump"))
+        #expect(json.contains("envoy.admin.v3.RoutesConfigDump"))
     }
 }

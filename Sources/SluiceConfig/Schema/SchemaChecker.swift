@@ -2,29 +2,26 @@ import SluiceModel
 import SwiftProtobuf
 
 /// Walks a JSON document against the Envoy schema, the way Envoy's own parser would reject it
-/// (unknown fields, wrong value types, unknown enum names, unknown `@type`s), and reports every
-/// valid field that Sluice does not implement. Every issue carries the field's path.
+/// (unknown fields, wrong value types, unknown enum names, unknown `@type`s), naming each
+/// problem by its field path. What Sluice does not implement is `SupportChecker`'s job, on the
+/// decoded message.
 public struct SchemaChecker: Sendable {
     public let schema: SchemaIndex
-    public let policy: SupportPolicy
 
-    public init(schema: SchemaIndex = .envoy, policy: SupportPolicy = .current) {
+    public init(schema: SchemaIndex = .envoy) {
         self.schema = schema
-        self.policy = policy
     }
 
     /// All issues of `value` read as message `typeName`.
     public func check(_ value: JSONValue, as typeName: String, path: String = "") -> [ConfigIssue] {
         var issues: [ConfigIssue] = []
-        checkMessage(value, typeName: typeName, path: path, enforcePolicy: true, issues: &issues)
+        checkMessage(value, typeName: typeName, path: path, issues: &issues)
         return issues
     }
 
-    func checkMessage(
-        _ value: JSONValue, typeName: String, path: String, enforcePolicy: Bool, issues: inout [ConfigIssue]
-    ) {
+    func checkMessage(_ value: JSONValue, typeName: String, path: String, issues: inout [ConfigIssue]) {
         if let wellKnown = WellKnownType(rawValue: typeName) {
-            checkWellKnown(value, type: wellKnown, path: path, enforcePolicy: enforcePolicy, issues: &issues)
+            checkWellKnown(value, type: wellKnown, path: path, issues: &issues)
             return
         }
         guard let message = schema.message(typeName) else {
@@ -52,29 +49,18 @@ public struct SchemaChecker: Sendable {
                 }
                 oneofs[oneof] = field.name
             }
-            var enforce = enforcePolicy
-            if enforcePolicy, !Self.isDefault(member), !policy.supports(field: field.name, of: typeName) {
-                issues.append(ConfigIssue(
-                    .unsupported, at: canonicalPath,
-                    "\(typeName).\(field.name) is valid Envoy configuration that Sluice does not implement",
-                    feature: "\(typeName).\(field.name)"))
-                enforce = false
-            }
-            checkField(member, field: field, path: canonicalPath, enforcePolicy: enforce, issues: &issues)
+            checkField(member, field: field, path: canonicalPath, issues: &issues)
         }
     }
 
-    private func checkField(
-        _ value: JSONValue, field: SchemaIndex.Field, path: String, enforcePolicy: Bool, issues: inout [ConfigIssue]
-    ) {
+    private func checkField(_ value: JSONValue, field: SchemaIndex.Field, path: String, issues: inout [ConfigIssue]) {
         if let mapValue = field.mapValue {
             guard case .object(let entries) = value else {
                 issues.append(ConfigIssue(.invalid, at: path, "expected an object (map), found \(value.kindName)"))
                 return
             }
             for (key, entry) in entries {
-                checkSingle(entry, kind: mapValue.kind, typeName: mapValue.typeName, path: "\(path)[\(key)]",
-                            enforcePolicy: enforcePolicy, issues: &issues)
+                checkSingle(entry, kind: mapValue.kind, typeName: mapValue.typeName, path: "\(path)[\(key)]", issues: &issues)
             }
             return
         }
@@ -84,21 +70,20 @@ public struct SchemaChecker: Sendable {
                 return
             }
             for (index, item) in items.enumerated() {
-                checkSingle(item, kind: field.kind, typeName: field.typeName, path: "\(path)[\(index)]",
-                            enforcePolicy: enforcePolicy, issues: &issues)
+                checkSingle(item, kind: field.kind, typeName: field.typeName, path: "\(path)[\(index)]", issues: &issues)
             }
             return
         }
-        checkSingle(value, kind: field.kind, typeName: field.typeName, path: path, enforcePolicy: enforcePolicy, issues: &issues)
+        checkSingle(value, kind: field.kind, typeName: field.typeName, path: path, issues: &issues)
     }
 
     private func checkSingle(
         _ value: JSONValue, kind: Google_Protobuf_FieldDescriptorProto.TypeEnum, typeName: String, path: String,
-        enforcePolicy: Bool, issues: inout [ConfigIssue]
+        issues: inout [ConfigIssue]
     ) {
         switch kind {
         case .message, .group:
-            checkMessage(value, typeName: typeName, path: path, enforcePolicy: enforcePolicy, issues: &issues)
+            checkMessage(value, typeName: typeName, path: path, issues: &issues)
         case .enum:
             switch value {
             case .string(let name):
@@ -156,18 +141,6 @@ public struct SchemaChecker: Sendable {
             }
         default:
             return nil
-        }
-    }
-
-    /// Proto3 default values count as unset: Envoy treats them the same.
-    static func isDefault(_ value: JSONValue) -> Bool {
-        switch value {
-        case .null: return true
-        case .bool(let flag): return !flag
-        case .number(let text): return Double(text) == 0
-        case .string(let text): return text.isEmpty
-        case .array(let items): return items.isEmpty
-        case .object: return false
         }
     }
 }

@@ -8,6 +8,7 @@ public final class SchemaIndex: Sendable {
     /// One field of a message.
     public struct Field: Sendable {
         public var name: String
+        public var number: Int
         public var jsonName: String
         public var kind: Google_Protobuf_FieldDescriptorProto.TypeEnum
         /// Full name without the leading dot, for message and enum fields.
@@ -29,16 +30,25 @@ public final class SchemaIndex: Sendable {
         public var fullName: String
         public var fields: [Field]
         private var byName: [String: Int]
+        private var byNumber: [Int: Int]
 
         init(fullName: String, fields: [Field]) {
             self.fullName = fullName
             self.fields = fields
             var index: [String: Int] = [:]
+            var numbers: [Int: Int] = [:]
             for (position, field) in fields.enumerated() {
                 index[field.name] = position
                 index[field.jsonName] = position
+                numbers[field.number] = position
             }
             self.byName = index
+            self.byNumber = numbers
+        }
+
+        /// The field with wire number `number`.
+        public func field(number: Int) -> Field? {
+            byNumber[number].map { fields[$0] }
         }
 
         /// The field a JSON key names (proto name or lowerCamelCase JSON name).
@@ -85,6 +95,7 @@ public final class SchemaIndex: Sendable {
                     field.hasOneofIndex && !field.proto3Optional ? descriptor.oneofDecl[Int(field.oneofIndex)].name : nil
                 return Field(
                     name: field.name,
+                    number: Int(field.number),
                     jsonName: field.jsonName.isEmpty ? Self.jsonName(of: field.name) : field.jsonName,
                     kind: field.type,
                     typeName: typeName,

@@ -39,16 +39,14 @@ enum WellKnownType: String {
 }
 
 extension SchemaChecker {
-    func checkWellKnown(
-        _ value: JSONValue, type: WellKnownType, path: String, enforcePolicy: Bool, issues: inout [ConfigIssue]
-    ) {
+    func checkWellKnown(_ value: JSONValue, type: WellKnownType, path: String, issues: inout [ConfigIssue]) {
         if let kind = type.wrappedKind {
             if let problem = Self.scalarProblem(value, kind: kind) { issues.append(ConfigIssue(.invalid, at: path, problem)) }
             return
         }
         switch type {
         case .any:
-            checkAny(value, path: path, enforcePolicy: enforcePolicy, issues: &issues)
+            checkAny(value, path: path, issues: &issues)
         case .duration:
             guard case .string(let text) = value, Self.parseDuration(text) != nil else {
                 issues.append(ConfigIssue(.invalid, at: path, "expected a duration such as \"1.5s\", found \(Self.describe(value))"))
@@ -73,7 +71,10 @@ extension SchemaChecker {
         }
     }
 
-    private func checkAny(_ value: JSONValue, path: String, enforcePolicy: Bool, issues: inout [ConfigIssue]) {
+    /// An `Any` names its type; known types are checked recursively. Unknown types in the
+    /// namespaces of Envoy and Istio are valid extensions this build lacks (`SupportChecker`
+    /// reports them); anything else is not part of the API.
+    private func checkAny(_ value: JSONValue, path: String, issues: inout [ConfigIssue]) {
         guard case .object(let members) = value else {
             issues.append(ConfigIssue(.invalid, at: path, "expected an object with \"@type\", found \(value.kindName)"))
             return
@@ -83,43 +84,13 @@ extension SchemaChecker {
             return
         }
         let typeName = url.split(separator: "/").last.map(String.init) ?? url
-        let known = WellKnownType(rawValue: typeName) != nil || schema.message(typeName) != nil
-        guard known else {
-            if SupportPolicy.isIstioExtension(typeName) {
-                issues.append(ConfigIssue(
-                    .unsupported, at: path,
-                    "\(typeName) is an Istio proxy extension (not part of Envoy's API) that Sluice does not implement",
-                    feature: typeName))
-            } else if SupportPolicy.isEnvoyNamespace(typeName) {
-                issues.append(ConfigIssue(
-                    .unsupported, at: path,
-                    "\(typeName) is an Envoy extension that Sluice does not implement (its schema is not compiled in)",
-                    feature: typeName))
-            } else {
-                issues.append(ConfigIssue(.invalid, at: path, "unknown type \(url): not part of the Envoy v3 API"))
-            }
-            return
-        }
-        if SupportPolicy.typedStructTypes.contains(typeName), case .string(let inner)? = value["type_url"] {
-            // Istio wraps its own filter configs in TypedStruct; name what is inside.
-            let innerName = inner.split(separator: "/").last.map(String.init) ?? inner
-            issues.append(ConfigIssue(
-                .unsupported, at: path, "TypedStruct carrying \(innerName), which Sluice does not implement",
-                feature: innerName))
-            return
-        }
-        var enforce = enforcePolicy
-        if enforcePolicy, !policy.supports(type: typeName) {
-            issues.append(ConfigIssue(
-                .unsupported, at: path, "\(typeName) is a valid Envoy extension that Sluice does not implement",
-                feature: typeName))
-            enforce = false
-        }
         let body = JSONValue.object(members.filter { $0.key != "@type" })
         if let wellKnown = WellKnownType(rawValue: typeName) {
-            checkWellKnown(body["value"] ?? .null, type: wellKnown, path: path, enforcePolicy: enforce, issues: &issues)
-        } else {
-            checkMessage(body, typeName: typeName, path: path, enforcePolicy: enforce, issues: &issues)
+            checkWellKnown(body["value"] ?? .null, type: wellKnown, path: path, issues: &issues)
+        } else if schema.message(typeName) != nil {
+            checkMessage(body, typeName: typeName, path: path, issues: &issues)
+        } else if !SupportPolicy.isIstioExtension(typeName), !SupportPolicy.isEnvoyNamespace(typeName) {
+            issues.append(ConfigIssue(.invalid, at: path, "unknown type \(url): not part of the Envoy v3 API"))
         }
     }
 

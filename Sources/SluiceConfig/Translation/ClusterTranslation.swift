@@ -24,6 +24,8 @@ extension TranslationContext {
         if cluster.hasLoadAssignment {
             if case .originalDestination? = discovery {
                 invalid(child(path, "load_assignment"), "ORIGINAL_DST clusters must have no load assignment configured")
+            } else if case .eds? = discovery {
+                warning(child(path, "load_assignment"), "EDS clusters take their endpoints from EDS; load_assignment is not used")
             } else {
                 let allowNames: Bool
                 if case .strictDNS? = discovery { allowNames = true } else { allowNames = false }
@@ -123,8 +125,14 @@ extension TranslationContext {
             unsupported(child(path, "type"), "LOGICAL_DNS clusters are not supported (use STRICT_DNS)",
                         feature: "Cluster.type=LOGICAL_DNS")
         case .eds:
-            unsupported(child(path, "type"), "EDS clusters need xDS, which this build does not implement",
-                        feature: "Cluster.type=EDS")
+            let config = cluster.edsClusterConfig
+            guard cluster.hasEdsClusterConfig, case .ads? = config.edsConfig.configSourceSpecifier else {
+                unsupported(child(path, "eds_cluster_config.eds_config"),
+                            "EDS clusters need eds_config { ads: {} }; other config sources are not supported",
+                            feature: "EdsClusterConfig.eds_config (non-ADS)")
+                return nil
+            }
+            return .eds(serviceName: config.serviceName.isEmpty ? cluster.name : config.serviceName)
         case .UNRECOGNIZED(let value):
             invalid(child(path, "type"), "unknown cluster type \(value)")
         }
@@ -217,11 +225,14 @@ extension TranslationContext {
             return nil
         }
         let addressPath = child(path, "endpoint.address")
+        if case .pipe(let pipe)? = endpoint.address.address {
+            return Endpoint(address: .pipe(path: pipe.path))
+        }
         guard case .socketAddress(let socket)? = endpoint.address.address else {
             if endpoint.address.address == nil {
                 invalid(addressPath, "an endpoint address is required")
             } else {
-                unsupported(addressPath, "endpoints must be socket addresses")
+                unsupported(addressPath, "endpoints must be socket addresses or pipes")
             }
             return nil
         }

@@ -42,7 +42,7 @@ struct TranslationContext {
 
     /// Whether an error was recorded after the first `count` issues.
     func hasErrors(since count: Int) -> Bool {
-        issues[count...].contains { $0.kind != .warning }
+        issues[count...].contains(where: \.isError)
     }
 }
 

@@ -4,11 +4,14 @@ import NIOCore
 import NIOPosix
 import SluiceModel
 
-/// Owns every upstream cluster: creates them from configuration, keeps DNS clusters resolved
-/// and forgets idle original-destination hosts.
+/// Owns every upstream cluster: creates them from configuration, applies updates (endpoint
+/// changes in place, other changes as a new cluster object, so connections keep the one they
+/// started with), keeps DNS clusters resolved and forgets idle original-destination hosts.
 public final class ClusterManager: Sendable {
     private let clusters: NIOLockedValueBox<[String: UpstreamCluster]>
-    private let timers = NIOLockedValueBox<[RepeatedTask]>([])
+    private let timers = NIOLockedValueBox<[ObjectIdentifier: [RepeatedTask]]>([:])
+    private let timerLoop = NIOLockedValueBox<(any EventLoop)?>(nil)
+    private let store: StatsStore
     private let logger: Logger
     private let resolverPool: NIOThreadPool
 
@@ -16,6 +19,7 @@ public final class ClusterManager: Sendable {
         var clusters: [String: UpstreamCluster] = [:]
         for config in configs { clusters[config.name] = UpstreamCluster(config: config, store: store) }
         self.clusters = NIOLockedValueBox(clusters)
+        self.store = store
         self.logger = logger
         self.resolverPool = NIOThreadPool(numberOfThreads: 1)
     }
@@ -34,37 +38,81 @@ public final class ClusterManager: Sendable {
     /// Starts DNS refresh and host clean-up on `eventLoop`; resolves DNS clusters once first.
     func start(on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         resolverPool.start()
-        var initial: [EventLoopFuture<Void>] = []
-        var tasks: [RepeatedTask] = []
-        for cluster in allClusters {
-            switch cluster.config.discovery {
-            case .strictDNS(let refreshRate, _, _):
-                initial.append(refresh(cluster, on: eventLoop))
-                let interval = TimeAmount(refreshRate)
-                tasks.append(eventLoop.scheduleRepeatedAsyncTask(initialDelay: interval, delay: interval) { _ in
-                    self.refresh(cluster, on: eventLoop)
-                })
-            case .originalDestination(let cleanupInterval):
-                let interval = TimeAmount(cleanupInterval)
-                tasks.append(eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
-                    let now = NIODeadline.now().uptimeNanoseconds
-                    let age = UInt64(interval.nanoseconds)
-                    cluster.removeIdleDynamicHosts(olderThan: now > age ? now - age : 0)
-                })
-            case .staticEndpoints:
-                break
+        timerLoop.withLockedValue { $0 = eventLoop }
+        return EventLoopFuture.andAllComplete(allClusters.map { startTimers($0, on: eventLoop) }, on: eventLoop)
+    }
+
+    /// Makes the clusters exactly `configs`; resolves new DNS clusters before returning.
+    func update(_ configs: [ClusterConfig]) async {
+        guard let eventLoop = timerLoop.withLockedValue({ $0 }) else { return }
+        var started: [EventLoopFuture<Void>] = []
+        let (added, removed) = clusters.withLockedValue { clusters -> ([UpstreamCluster], [UpstreamCluster]) in
+            var added: [UpstreamCluster] = []
+            var removed: [UpstreamCluster] = []
+            let wanted = Set(configs.map(\.name))
+            for (name, cluster) in clusters where !wanted.contains(name) {
+                removed.append(cluster)
+                clusters[name] = nil
             }
+            for config in configs {
+                if let existing = clusters[config.name] {
+                    if existing.config == config { continue }
+                    if existing.differsOnlyInEndpoints(from: config) {
+                        existing.replaceHosts(
+                            UpstreamCluster.hosts(from: config.loadAssignment),
+                            overprovisioningFactor: config.loadAssignment.overprovisioningFactor)
+                        continue
+                    }
+                    removed.append(existing)
+                }
+                let cluster = UpstreamCluster(config: config, store: store)
+                clusters[config.name] = cluster
+                added.append(cluster)
+            }
+            return (added, removed)
         }
-        timers.withLockedValue { $0 = tasks }
-        return EventLoopFuture.andAllComplete(initial, on: eventLoop)
+        for cluster in removed { stopTimers(cluster) }
+        for cluster in added { started.append(startTimers(cluster, on: eventLoop)) }
+        try? await EventLoopFuture.andAllComplete(started, on: eventLoop).get()
     }
 
     func shutdown() {
-        timers.withLockedValue { tasks in
-            for task in tasks { task.cancel() }
-            tasks = []
+        let all = timers.withLockedValue { timers in
+            defer { timers = [:] }
+            return timers.values.flatMap { $0 }
         }
+        for task in all { task.cancel() }
         try? resolverPool.syncShutdownGracefully()
+    }
+
+    private func startTimers(_ cluster: UpstreamCluster, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        var tasks: [RepeatedTask] = []
+        var initial = eventLoop.makeSucceededVoidFuture()
+        switch cluster.config.discovery {
+        case .strictDNS(let refreshRate, _, _):
+            initial = refresh(cluster, on: eventLoop)
+            let interval = TimeAmount(refreshRate)
+            tasks.append(eventLoop.scheduleRepeatedAsyncTask(initialDelay: interval, delay: interval) { _ in
+                self.refresh(cluster, on: eventLoop)
+            })
+        case .originalDestination(let cleanupInterval):
+            let interval = TimeAmount(cleanupInterval)
+            tasks.append(eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+                let now = NIODeadline.now().uptimeNanoseconds
+                let age = UInt64(interval.nanoseconds)
+                cluster.removeIdleDynamicHosts(olderThan: now > age ? now - age : 0)
+            })
+        case .staticEndpoints, .eds:
+            break
+        }
+        timers.withLockedValue { $0[ObjectIdentifier(cluster)] = tasks }
+        return initial
+    }
+
+    private func stopTimers(_ cluster: UpstreamCluster) {
+        for task in timers.withLockedValue({ $0.removeValue(forKey: ObjectIdentifier(cluster)) }) ?? [] {
+            task.cancel()
+        }
     }
 
     private func refresh(_ cluster: UpstreamCluster, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
@@ -83,6 +131,8 @@ public final class ClusterManager: Sendable {
                         hosts.append(UpstreamHost(
                             address: address, weight: endpoint.weight, health: endpoint.health,
                             locality: locality.locality, priority: locality.priority))
+                    case .pipe:
+                        break
                     case .hostname(let name, let port):
                         do {
                             for address in try DNSResolver.resolve(name, port: port, family: family) {

@@ -61,15 +61,13 @@ public final class UpstreamCluster: Sendable {
     }
 
     /// Replaces the host set (DNS refresh, discovery), keeping the stats of unchanged hosts.
-    func replaceHosts(_ newHosts: [UpstreamHost]) {
+    func replaceHosts(_ newHosts: [UpstreamHost], overprovisioningFactor: Double? = nil) {
+        let factor = overprovisioningFactor ?? config.loadAssignment.overprovisioningFactor
         hosts.withLockedValue { current in
             let merged = newHosts.map { candidate in
                 current.allHosts.first { $0.hasSameDiscoveryData(as: candidate) } ?? candidate
             }
-            current = HostSet(
-                hosts: merged,
-                overprovisioningFactor: config.loadAssignment.overprovisioningFactor,
-                panicThresholdPercent: config.healthyPanicThresholdPercent)
+            current = HostSet(hosts: merged, overprovisioningFactor: factor, panicThresholdPercent: config.healthyPanicThresholdPercent)
         }
         initialized.withLockedValue { $0 = true }
         updateMembershipStats()
@@ -88,6 +86,19 @@ public final class UpstreamCluster: Sendable {
         let set = hostSet
         stats.membershipTotal.set(Int64(set.allHosts.count))
         stats.membershipHealthy.set(Int64(set.allHosts.filter(\.isHealthy).count))
+    }
+
+    /// Whether `other` differs from this cluster's configuration in its endpoint list alone, which
+    /// can be applied to this cluster in place (EDS and STATIC endpoints have no other state).
+    func differsOnlyInEndpoints(from other: ClusterConfig) -> Bool {
+        switch config.discovery {
+        case .eds, .staticEndpoints:
+            var adjusted = other
+            adjusted.loadAssignment = config.loadAssignment
+            return adjusted == config
+        case .strictDNS, .originalDestination:
+            return false
+        }
     }
 
     static func hosts(from assignment: LoadAssignment) -> [UpstreamHost] {

@@ -12,13 +12,15 @@ struct AcceptScope: Sendable {
 /// Initializes each accepted connection: restores the original destination, applies
 /// `use_original_dst` hand-off, selects the filter chain and installs the TCP proxy session.
 struct ConnectionAcceptor: Sendable {
-    let listener: CompiledListener
-    let table: ListenerTable
+    let state: ListenerState
+    let tables: ListenerTableSource
     let scope: AcceptScope
     let clusters: ClusterManager
     let logger: Logger
 
     func initialize(_ channel: any Channel) -> EventLoopFuture<Void> {
+        let listener = state.listener
+        state.connections.insert(channel)
         let stats = listener.stats
         stats.downstreamConnectionsTotal.increment()
         stats.downstreamConnectionsActive.increment()
@@ -44,14 +46,18 @@ struct ConnectionAcceptor: Sendable {
             ? OriginalDestination.lookup(channel, localAddress: local)
             : channel.eventLoop.makeSucceededFuture(nil)
         return lookup.flatMapThrowing { original in
-            try self.install(on: channel, local: local, remote: remote, original: original)
+            try self.install(on: channel, listener: listener, local: local, remote: remote, original: original)
         }
     }
 
-    private func install(on channel: any Channel, local: SocketEndpoint, remote: SocketEndpoint, original: SocketEndpoint?) throws {
+    private func install(
+        on channel: any Channel, listener: CompiledListener, local: SocketEndpoint, remote: SocketEndpoint,
+        original: SocketEndpoint?
+    ) throws {
         let destination = original ?? local
         var target = listener
-        if listener.config.useOriginalDestination, original != nil, let handoff = table.handoffTarget(for: destination) {
+        if listener.config.useOriginalDestination, original != nil,
+           let handoff = tables.current.handoffTarget(for: destination) {
             target = handoff
         }
         let metadata = ConnectionMetadata(destination: destination, source: remote)

@@ -1,28 +1,69 @@
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import SluiceModel
 
+/// The live connections a listener accepted, so draining can close them later.
+final class ConnectionSet: Sendable {
+    private let channels = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
+
+    func insert(_ channel: any Channel) {
+        let key = ObjectIdentifier(channel)
+        channels.withLockedValue { $0[key] = channel }
+        channel.closeFuture.whenComplete { _ in
+            _ = self.channels.withLockedValue { $0.removeValue(forKey: key) }
+        }
+    }
+
+    var count: Int { channels.withLockedValue { $0.count } }
+
+    func closeAll() {
+        for channel in channels.withLockedValue({ Array($0.values) }) { channel.close(promise: nil) }
+    }
+}
+
+/// What a listener's accept path reads for each connection: its current configuration, which
+/// an update may swap in place (same addresses, so the sockets and their accept queues stay),
+/// and the set of connections it accepted.
+final class ListenerState: Sendable {
+    private let current: NIOLockedValueBox<CompiledListener>
+    let connections = ConnectionSet()
+
+    init(_ listener: CompiledListener) {
+        current = NIOLockedValueBox(listener)
+    }
+
+    var listener: CompiledListener { current.withLockedValue { $0 } }
+
+    func update(_ listener: CompiledListener) {
+        current.withLockedValue { $0 = listener }
+    }
+}
+
 /// The bound sockets of one listener in one namespace, served by NIO.
 final class ListenerBinding: Sendable {
-    let listener: CompiledListener
+    let state: ListenerState
     let channels: [any Channel]
 
-    private init(listener: CompiledListener, channels: [any Channel]) {
-        self.listener = listener
+    private init(state: ListenerState, channels: [any Channel]) {
+        self.state = state
         self.channels = channels
     }
+
+    var listener: CompiledListener { state.listener }
 
     /// Binds every address of `listener` inside the scope's namespace and starts accepting.
     static func bind(
         _ listener: CompiledListener,
-        table: ListenerTable,
+        tables: ListenerTableSource,
         scope: AcceptScope,
         clusters: ClusterManager,
         group: any EventLoopGroup,
         logger: Logger
     ) async throws -> ListenerBinding {
-        let acceptor = ConnectionAcceptor(listener: listener, table: table, scope: scope, clusters: clusters, logger: logger)
+        let state = ListenerState(listener)
+        let acceptor = ConnectionAcceptor(state: state, tables: tables, scope: scope, clusters: clusters, logger: logger)
         let limit = listener.config.perConnectionBufferLimitBytes
         var channels: [any Channel] = []
         do {
@@ -48,12 +89,20 @@ final class ListenerBinding: Sendable {
             for channel in channels { try? await channel.close() }
             throw error
         }
-        return ListenerBinding(listener: listener, channels: channels)
+        return ListenerBinding(state: state, channels: channels)
     }
 
     /// Stops accepting; established connections are not touched.
     func close() async {
         for channel in channels { try? await channel.close() }
+    }
+
+    /// Stops accepting now and closes the connections still open after `drainTime` (Envoy's
+    /// listener drain for TCP).
+    func drain(after drainTime: TimeAmount, on eventLoop: any EventLoop) async {
+        await close()
+        let connections = state.connections
+        eventLoop.scheduleTask(in: drainTime) { connections.closeAll() }
     }
 
     var boundAddresses: [SocketEndpoint] {

@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import SluiceModel
 
 /// Envoy's `listener.<address>.*` stats.
@@ -55,8 +56,14 @@ final class ListenerTable: Sendable {
     let listeners: [CompiledListener]
     private let handoffTargets: [UInt16: [CompiledListener]]
 
-    init(configs: [ListenerConfig], store: StatsStore) {
-        listeners = configs.map { CompiledListener(config: $0, store: store) }
+    /// Compiles `configs`, reusing the compiled form of listeners `previous` already had unchanged.
+    init(configs: [ListenerConfig], store: StatsStore, previous: ListenerTable? = nil) {
+        var reusable: [String: CompiledListener] = [:]
+        for listener in previous?.listeners ?? [] { reusable[listener.config.name] = listener }
+        listeners = configs.map { config in
+            if let existing = reusable[config.name], existing.config == config { return existing }
+            return CompiledListener(config: config, store: store)
+        }
         var targets: [UInt16: [CompiledListener]] = [:]
         for listener in listeners where !listener.config.bindToPort {
             for address in listener.config.addresses {
@@ -83,5 +90,24 @@ final class ListenerTable: Sendable {
                     && ($0.endpoint.address.isV4 == destination.address.isV4 || $0.ipv4Compatible)
             }
         }
+    }
+}
+
+/// The current listener table, which configuration updates replace.
+final class ListenerTableSource: Sendable {
+    private let table: NIOLockedValueBox<ListenerTable>
+
+    init(_ table: ListenerTable) {
+        self.table = NIOLockedValueBox(table)
+    }
+
+    var current: ListenerTable { table.withLockedValue { $0 } }
+
+    func replace(with table: ListenerTable) {
+        self.table.withLockedValue { $0 = table }
+    }
+
+    func listener(named name: String) -> CompiledListener? {
+        current.listeners.first { $0.config.name == name }
     }
 }

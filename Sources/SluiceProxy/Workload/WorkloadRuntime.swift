@@ -1,23 +1,27 @@
+import NIOConcurrencyHelpers
 import SluiceLinux
 import SluiceModel
 
 /// An enrolled workload as the proxy serves it: its namespace, its capture listeners bound
-/// inside that namespace, and its stats.
+/// inside that namespace (by listener name; configuration updates change them), and its stats.
 final class WorkloadRuntime: Sendable {
     let identity: WorkloadIdentity
     let namespace: NetworkNamespace
-    let bindings: [ListenerBinding]
+    let scope: AcceptScope
+    let bindings: NIOLockedValueBox<[String: ListenerBinding]>
     let stats: WorkloadStats
 
-    init(identity: WorkloadIdentity, namespace: NetworkNamespace, bindings: [ListenerBinding], stats: WorkloadStats) {
+    init(identity: WorkloadIdentity, namespace: NetworkNamespace, scope: AcceptScope, stats: WorkloadStats) {
         self.identity = identity
         self.namespace = namespace
-        self.bindings = bindings
+        self.scope = scope
+        self.bindings = NIOLockedValueBox([:])
         self.stats = stats
     }
 
     var status: WorkloadStatus {
-        WorkloadStatus(
+        let bindings = self.bindings.withLockedValue { $0 }.sorted { $0.key < $1.key }.map(\.value)
+        return WorkloadStatus(
             identity: identity,
             namespace: namespace.identity,
             listeners: bindings.map { binding in

@@ -156,6 +156,27 @@ def client(args):
         send_pattern(conn, args.bytes)
         conn.shutdown(socket.SHUT_WR)
         conn.recv(1)
+    elif command == "HOLD":
+        # A long-lived connection: one echoed line every 100 ms for --seconds; any break fails.
+        conn.sendall(b"ECHO\n")
+        rounds = 0
+        deadline = time.monotonic() + args.seconds
+        while time.monotonic() < deadline:
+            line = f"ping {rounds}\n".encode()
+            conn.sendall(line)
+            received = b""
+            while len(received) < len(line):
+                part = conn.recv(len(line) - len(received))
+                if not part:
+                    sys.stdout.write(f"broken after {rounds} rounds\n")
+                    return
+                received += part
+            if received != line:
+                sys.stdout.write(f"corrupt after {rounds} rounds\n")
+                return
+            rounds += 1
+            time.sleep(0.1)
+        sys.stdout.write(f"held {rounds} ok\n")
     elif command == "SLOWREAD":
         # Ask for a large stream and read it slowly: the proxy must hold back, not buffer it all.
         conn.sendall(f"SEND {args.bytes}\n".encode())
@@ -193,6 +214,7 @@ def main():
     cli.add_argument("--delay", type=float, default=0.0)
     cli.add_argument("--slow-for", type=float, default=1e9, help="seconds of slow reading before reading at full speed")
     cli.add_argument("--timeout", type=float, default=30)
+    cli.add_argument("--seconds", type=float, default=5)
     args = parser.parse_args()
     if args.mode == "server":
         Server(args.host, args.port, args.log).run()
