@@ -101,7 +101,9 @@ public struct SupportPolicy: Sendable {
             "envoy.config.endpoint.v3.ClusterLoadAssignment.Policy": ["overprovisioning_factor"],
             "envoy.config.endpoint.v3.LocalityLbEndpoints": ["locality", "lb_endpoints", "load_balancing_weight", "priority"],
             "envoy.config.endpoint.v3.LbEndpoint": ["endpoint", "health_status", "load_balancing_weight", "metadata"],
-            "envoy.config.endpoint.v3.Endpoint": ["address", "hostname"],
+            // An empty health_check_config (as Istio sends) changes nothing; its fields would.
+            "envoy.config.endpoint.v3.Endpoint": ["address", "hostname", "health_check_config"],
+            "envoy.config.endpoint.v3.Endpoint.HealthCheckConfig": [],
             "envoy.config.listener.v3.Listener.DrainType": [],
         ],
         types: [

@@ -63,7 +63,7 @@ extension TranslationContext {
     private mutating func upstreamMark(_ bind: Envoy_Config_Core_V3_BindConfig, path: String) -> UInt32? {
         var mark: UInt32?
         for (index, option) in bind.socketOptions.enumerated() {
-            let optionPath = "\(path).socket_options[\(index)]"
+            let optionPath = child(path, "socket_options[\(index)]")
             guard option.level == 1, option.name == 36 else {
                 unsupported(optionPath, "only SO_MARK (level 1, name 36) is supported on upstream sockets",
                             feature: "SocketOption(level \(option.level), name \(option.name))")
@@ -193,10 +193,10 @@ extension TranslationContext {
             }
         }
         for (localityIndex, group) in assignment.endpoints.enumerated() {
-            let groupPath = "\(path).endpoints[\(localityIndex)]"
+            let groupPath = child(path, "endpoints[\(localityIndex)]")
             var endpoints: [Endpoint] = []
             for (index, lbEndpoint) in group.lbEndpoints.enumerated() {
-                let endpointPath = "\(groupPath).lb_endpoints[\(index)]"
+                let endpointPath = child(groupPath, "lb_endpoints[\(index)]")
                 if let endpoint = endpoint(lbEndpoint, path: endpointPath, allowHostnames: allowHostnames) {
                     endpoints.append(endpoint)
                 }

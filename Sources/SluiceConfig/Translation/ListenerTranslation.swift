@@ -20,7 +20,7 @@ extension TranslationContext {
             invalid(child(path, "address"), "a listener needs an address")
         }
         for (index, additional) in listener.additionalAddresses.enumerated() {
-            let additionalPath = "\(path).additional_addresses[\(index)].address"
+            let additionalPath = child(path, "additional_addresses[\(index)].address")
             if let (endpoint, compat) = socketEndpoint(additional.address, path: additionalPath) {
                 addresses.append(ListenerAddress(endpoint: endpoint, ipv4Compatible: compat))
             }
@@ -28,7 +28,7 @@ extension TranslationContext {
 
         var listenerFilters: [ListenerFilter] = []
         for (index, filter) in listener.listenerFilters.enumerated() {
-            let filterPath = "\(path).listener_filters[\(index)]"
+            let filterPath = child(path, "listener_filters[\(index)]")
             guard case .typedConfig(let config)? = filter.configType else {
                 invalid(filterPath, "listener filter \"\(filter.name)\" needs a typed_config")
                 continue
@@ -40,7 +40,7 @@ extension TranslationContext {
 
         var chains: [FilterChain] = []
         for (index, chain) in listener.filterChains.enumerated() {
-            if let translated = filterChain(chain, path: "\(path).filter_chains[\(index)]") { chains.append(translated) }
+            if let translated = filterChain(chain, path: child(path, "filter_chains[\(index)]")) { chains.append(translated) }
         }
         var defaultChain: FilterChain?
         if listener.hasDefaultFilterChain {
@@ -72,7 +72,7 @@ extension TranslationContext {
     /// the listener's port decides.
     private mutating func captureRole(_ listener: Envoy_Config_Listener_V3_Listener, port: UInt16?, path: String) -> CaptureRole? {
         if let sluice = listener.metadata.filterMetadata["sluice"], let value = sluice.fields["capture"] {
-            let valuePath = "\(path).metadata.filter_metadata.sluice.capture"
+            let valuePath = child(path, "metadata.filter_metadata.sluice.capture")
             guard case .stringValue(let text)? = value.kind else {
                 invalid(valuePath, "expected \"outbound\", \"inbound\" or \"none\"")
                 return nil
@@ -94,7 +94,7 @@ extension TranslationContext {
         let match = filterChainMatch(chain.filterChainMatch, path: child(path, "filter_chain_match"))
         var filters: [NetworkFilter] = []
         for (index, filter) in chain.filters.enumerated() {
-            let filterPath = "\(path).filters[\(index)]"
+            let filterPath = child(path, "filters[\(index)]")
             guard case .typedConfig(let config)? = filter.configType else {
                 invalid(filterPath, "network filter \"\(filter.name)\" needs a typed_config")
                 continue
@@ -130,17 +130,17 @@ extension TranslationContext {
             }
         }
         result.prefixRanges = match.prefixRanges.enumerated().compactMap {
-            cidrRange($1, path: "\(path).prefix_ranges[\($0)]")
+            cidrRange($1, path: child(path, "prefix_ranges[\($0)]"))
         }
         result.sourcePrefixRanges = match.sourcePrefixRanges.enumerated().compactMap {
-            cidrRange($1, path: "\(path).source_prefix_ranges[\($0)]")
+            cidrRange($1, path: child(path, "source_prefix_ranges[\($0)]"))
         }
         result.directSourcePrefixRanges = match.directSourcePrefixRanges.enumerated().compactMap {
-            cidrRange($1, path: "\(path).direct_source_prefix_ranges[\($0)]")
+            cidrRange($1, path: child(path, "direct_source_prefix_ranges[\($0)]"))
         }
         for (index, port) in match.sourcePorts.enumerated() {
             if port < 1 || port > 65535 {
-                invalid("\(path).source_ports[\(index)]", "\(port) is not a valid port")
+                invalid(child(path, "source_ports[\(index)]"), "\(port) is not a valid port")
             } else {
                 result.sourcePorts.append(UInt16(port))
             }
@@ -178,7 +178,7 @@ extension TranslationContext {
             match.serverNames.sort()
             match.applicationProtocols.sort()
             if let first = seen[match] {
-                invalid("\(path).filter_chains[\(index)].filter_chain_match",
+                invalid(child(path, "filter_chains[\(index)].filter_chain_match"),
                         "multiple filter chains with the same matching rules are defined (same as filter_chains[\(first)])")
             } else {
                 seen[match] = index

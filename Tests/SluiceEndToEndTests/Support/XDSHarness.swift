@@ -176,6 +176,14 @@ final class XDSHarness: @unchecked Sendable {
         }
     }
 
+    /// The NACK message of the latest answer for `type`, or nil when it was an ACK.
+    func lastNACK(_ type: String) throws -> String? {
+        let data = Data(try control("GET", "/requests").utf8)
+        let entries = try JSONSerialization.jsonObject(with: data) as? [[String: Any]] ?? []
+        let answers = entries.filter { Self.shortType($0["type"] as? String ?? "") == type && !($0["response_nonce"] as? String ?? "").isEmpty }
+        return answers.last?["error"] as? String
+    }
+
     /// Requests grouped by type, each type's sequence in order.
     func sequences() throws -> [String: [Request]] {
         Dictionary(grouping: try requests(), by: \.type)
