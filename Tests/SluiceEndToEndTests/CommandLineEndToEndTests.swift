@@ -22,18 +22,28 @@ import Testing
     }
 
     @Test func validateNamesEveryProblemByPath() throws {
-        let path = try write("""
+        let invalid = try write("""
             static_resources:
               clusters:
-              - name: a
-                conect_timeout: 1s
-                outlier_detection: { consecutive_5xx: 3 }
+              - { name: a, conect_timeout: 1s }
+              - { name: b, lb_policy: FASTEST }
             """)
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        let output = try Shell.run([SluiceUnderTest.binary, "validate", "--config", path])
-        #expect(output.status == 1)
-        #expect(output.stdout.contains("static_resources.clusters[0].conect_timeout: invalid: unknown field"))
-        #expect(output.stdout.contains("static_resources.clusters[0].outlier_detection: unsupported"))
+        let unsupported = try write("""
+            static_resources:
+              clusters:
+              - { name: a, outlier_detection: { consecutive_5xx: 3 } }
+            """)
+        defer {
+            try? FileManager.default.removeItem(atPath: invalid)
+            try? FileManager.default.removeItem(atPath: unsupported)
+        }
+        let first = try Shell.run([SluiceUnderTest.binary, "validate", "--config", invalid])
+        #expect(first.status == 1)
+        #expect(first.stdout.contains("static_resources.clusters[0].conect_timeout: invalid: unknown field"))
+        #expect(first.stdout.contains("static_resources.clusters[1].lb_policy: invalid"))
+        let second = try Shell.run([SluiceUnderTest.binary, "validate", "--config", unsupported])
+        #expect(second.status == 1)
+        #expect(second.stdout.contains("static_resources.clusters[0].outlier_detection: unsupported"))
     }
 
     @Test func missingFileIsAClearError() throws {
