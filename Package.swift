@@ -91,6 +91,7 @@ let package = Package(
                 "SluiceModel", "SluiceLinux", "SluiceConfig", "SluiceProxy", "SluiceInterception", "SluiceNode", "SluiceAdmin",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],

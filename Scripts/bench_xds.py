@@ -462,13 +462,23 @@ def tail(path, lines=40):
 
 
 class ServingCheck:
-    """Polls the proxy's admin API for "all N clusters serve with all their endpoints".
+    """Polls the proxy's admin API until "all N clusters serve with all their endpoints".
 
-    Both proxies: `/stats?filter=` selecting `cluster.svc-<i>.membership_total`; serving when
-    every svc cluster reports its full endpoint count. Envoy creates a warming cluster's stats
-    with membership 0, so Envoy additionally needs `cluster_manager.warming_clusters` == 0 and
-    `cluster_manager.active_clusters` >= N + 2 (xds, base). Sluice creates a cluster (and its
-    stats) only once it serves (warming EDS clusters are kept out of its configuration).
+    Envoy: `/stats?type=Gauges&filter=^cluster_manager\\.(active|warming)_clusters$`; serving
+    when warming_clusters == 0 and active_clusters >= N + 2 (xds, base): an EDS cluster leaves
+    warming only once its ClusterLoadAssignment is applied. (~10 ms per query at N=1000; the
+    per-cluster membership stats cost ~60 ms, /clusters ~55 ms.)
+    Sluice: `/clusters` (text) lists svc-<last> (Envoy's order: by name, so it is the last
+    cluster printed) with all its host lines. Sluice keeps warming EDS clusters out of its
+    configuration and swaps its whole cluster map at once, so the last cluster there means all
+    are; the first positive answer is nevertheless parsed in full (every svc cluster with all
+    its endpoints) and polling continues if it is not complete. (~50 ms per query at N=1000;
+    its /stats costs ~140 ms, filtered or not.)
+
+    Polling starts when the first EDS response naming new clusters is sent (no EDS cluster can
+    serve before its endpoints arrive) and keeps the proxy's admin busy at most half the time:
+    the next query starts `interval` after the previous one started, and not before as long a
+    pause as the previous query took. A poll's time is when its answer was fully read.
     """
 
     def __init__(self, proxy, admin_port, workload, interval):
@@ -477,67 +487,71 @@ class ServingCheck:
         self.interval = interval
         self.client = Http(admin_port, timeout=60)
         if proxy == "envoy":
-            pattern = r"^(cluster_manager\.(active|warming)_clusters|cluster\.svc-[0-9]+\.membership_total)$"
-            self.path = "/stats?filter=" + quote(pattern)
+            pattern = r"^cluster_manager\.(active|warming)_clusters$"
+            self.path = "/stats?type=Gauges&filter=" + quote(pattern)
         else:
-            pattern = r"^cluster\.svc-[0-9]+\.membership_total$"
-            self.path = "/stats?filter=" + quote(pattern)
-        self.line = re.compile(r"^cluster\.(svc-\d+)\.membership_total: (\d+)$", re.M)
+            self.path = "/clusters"
+        self.last = max(workload.names)
         self.durations = []
         self.trace = []  # (seconds seen, detail) whenever the detail changes
         self.polls = 0
+        self.started_at = None
         self.serving_at = None
         self.last_detail = ""
         self.error = None
         self.stopping = False
+        self.start_event = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
-    def check(self):
-        """-> (ok, detail, seconds the query took)"""
-        started = now()
-        status, data = self.client.call("GET", self.path)
-        took = now() - started
-        if status != 200:
-            return False, f"HTTP {status}", took
-        text = data.decode()
-        complete = sum(1 for name, value in self.line.findall(text)
-                       if self.workload.expected.get(name) == int(value))
-        detail = f"{complete}/{self.workload.clusters} complete"
-        ok = complete == self.workload.clusters
+    def evaluate(self, data):
+        """-> (ok, detail)"""
         if self.proxy == "envoy":
-            gauges = dict(re.findall(r"^cluster_manager\.(\w+): (\d+)$", text, re.M))
+            gauges = dict(re.findall(r"^cluster_manager\.(\w+): (\d+)$", data.decode(), re.M))
             active, warming = int(gauges.get("active_clusters", 0)), int(gauges.get("warming_clusters", 0))
-            detail += f", active {active}, warming {warming}"
-            ok = ok and warming == 0 and active >= self.workload.clusters + 2
-        return ok, detail, took
+            ok = warming == 0 and active >= self.workload.clusters + 2
+            return ok, f"active {active}, warming {warming}"
+        marker = b"\n" + self.last.encode() + b"::"
+        at = data.find(marker)
+        hosts = len(re.findall(rb"^[^:\n]+::\d+\.\d+\.\d+\.\d+:\d+::cx_active::", data[at + 1:], re.M)) if at >= 0 else 0
+        if hosts != self.workload.expected[self.last]:
+            return False, f"{self.last}: {hosts} hosts"
+        problem = clusters_problem(data, self.workload)
+        return problem is None, problem or "all complete"
 
     def _run(self):
         try:
+            self.start_event.wait()
+            self.started_at = now()
             while not self.stopping:
                 started = now()
-                ok, detail, took = self.check()
+                status, data = self.client.call("GET", self.path)
                 seen = now()
+                took = seen - started
                 self.polls += 1
                 self.durations.append(took)
+                ok, detail = self.evaluate(data) if status == 200 else (False, f"HTTP {status}")
                 if detail != self.last_detail:
                     self.trace.append((seen, detail))
                 self.last_detail = detail
                 if ok:
                     self.serving_at = seen
                     return
-                time.sleep(max(0.0, self.interval - (seen - started)))
+                time.sleep(max(0.0, self.interval - took, took - (now() - seen)))
         except Exception as error:
             self.error = error
 
     def start(self):
+        """Starts the thread; polling begins with begin()."""
         self.thread.start()
+
+    def begin(self):
+        self.start_event.set()
 
     def wait(self, timeout, alive):
         deadline = now() + timeout
         while self.thread.is_alive():
             alive()
             if now() > deadline:
-                self.stopping = True
                 raise Failure(f"never served all clusters within {timeout:.0f} s "
                               f"(last check: {self.last_detail})")
             self.thread.join(0.05)
@@ -547,28 +561,35 @@ class ServingCheck:
 
     def close(self):
         self.stopping = True
+        self.start_event.set()
         self.thread.join(5)
         self.client.close()
+
+
+def clusters_problem(data, workload):
+    """/clusters text must list every svc cluster with exactly its endpoints (host lines
+    `name::10.x.y.z:8080::cx_active::0`). Returns a problem or None."""
+    hosts = {}
+    for name in re.findall(rb"^(svc-\d+)::\d+\.\d+\.\d+\.\d+:\d+::cx_active::", data, re.M):
+        hosts[name] = hosts.get(name, 0) + 1
+    wrong = [n for n in workload.names if hosts.get(n.encode(), 0) != workload.expected[n]]
+    if wrong:
+        return f"{len(wrong)} of {workload.clusters} clusters without all their endpoints (e.g. {wrong[:3]})"
+    return None
+
+
+def verify_clusters(admin, workload):
+    """After the measurement: the full /clusters check. Returns a problem or None."""
+    status, data = admin.call("GET", "/clusters")
+    if status != 200:
+        return f"/clusters -> HTTP {status}"
+    problem = clusters_problem(data, workload)
+    return f"/clusters after the update: {problem}" if problem else None
 
 
 def quote(text):
     from urllib.parse import quote as q
     return q(text, safe="")
-
-
-def verify_clusters(admin, workload):
-    """After the measurement: /clusters (text) must list every svc cluster with exactly its
-    endpoints (host lines `name::10.x.y.z:8080::cx_active::0`). Returns a problem or None."""
-    status, data = admin.call("GET", "/clusters")
-    if status != 200:
-        return f"/clusters -> HTTP {status}"
-    hosts = {}
-    for name, address in re.findall(r"^(svc-\d+)::(\d+\.\d+\.\d+\.\d+:\d+)::cx_active::", data.decode(), re.M):
-        hosts[name] = hosts.get(name, 0) + 1
-    wrong = [n for n in workload.names if hosts.get(n, 0) != workload.expected[n]]
-    if wrong:
-        return f"/clusters: {len(wrong)} clusters without their endpoints (e.g. {wrong[:3]})"
-    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -676,24 +697,44 @@ class Run:
             seq = self.timeline.last_seq()
             cpu_before = cpu_seconds(pid)
 
-            serving = ServingCheck(self.proxy, self.admin_port, wl, args.serving_interval)
-            serving.start()
+            serving = None
+            if args.serving_interval > 0:
+                serving = ServingCheck(self.proxy, self.admin_port, wl, args.serving_interval)
+                serving.start()
             try:
                 started = now()
                 self.push(wl.update_cds)
                 result["cds_push_seconds"] = now() - started
-                cds_sent, cds_ack = self.wait_ack(CDS, "v2", seq, args.timeout)
+                cds_sent = self.timeline.wait("CDS v2 response", lambda records: next(
+                    (r for r in records if r["kind"] == "response" and r["type"] == CDS
+                     and r["version"] == "v2" and r["seq"] > seq), None), args.timeout, self.alive)
                 t0 = cds_sent["t"]
+                # Serving polls begin with the first EDS response naming new clusters.
+                kind, record = self.timeline.wait(
+                    "EDS response for the new clusters (or a CDS NACK)",
+                    lambda records: self.eds_or_nack(records, cds_sent), args.timeout, self.alive)
+                if kind == "nack":
+                    raise Failure(f"{self.proxy} NACKed CDS v2: {describe_nack(record)}")
+                if serving:
+                    serving.begin()
+                cds_ack = self.timeline.wait("CDS v2 reply", lambda records: reply_to(records, cds_sent),
+                                             args.timeout, self.alive)
+                if cds_ack["error"] is not None:
+                    raise Failure(f"{self.proxy} NACKed CDS v2: {describe_nack(cds_ack)}")
                 result["cds_ack_ms"] = (cds_ack["t"] - t0) * 1000
                 result.update(self.eds_timing(cds_sent, t0))
-                serving_at = serving.wait(args.timeout, self.alive)
-                result["serving_ms"] = (serving_at - t0) * 1000
+                if serving:
+                    serving_at = serving.wait(args.timeout, self.alive)
+                    result["serving_ms"] = (serving_at - t0) * 1000
+                    result["serving_polls_from_ms"] = (serving.started_at - t0) * 1000
             finally:
-                serving.close()
-            result["serving_polls"] = serving.polls
-            result["serving_trace"] = [(round((t - t0) * 1000, 1), d) for t, d in serving.trace]
-            result["serving_query_ms_median"] = statistics.median(serving.durations) * 1000
-            result["serving_query_ms_max"] = max(serving.durations) * 1000
+                if serving:
+                    serving.close()
+            if serving:
+                result["serving_polls"] = serving.polls
+                result["serving_trace"] = [(round((t - t0) * 1000, 1), d) for t, d in serving.trace]
+                result["serving_query_ms_median"] = statistics.median(serving.durations) * 1000
+                result["serving_query_ms_max"] = max(serving.durations) * 1000
 
             result["rss_after_kib"], result["after_settled"] = settle_rss(pid, self.alive)
             result["cpu_update_s"] = cpu_seconds(pid) - cpu_before
@@ -709,6 +750,15 @@ class Run:
         finally:
             self.stop()
         return result
+
+    def eds_or_nack(self, records, cds_sent):
+        reply = reply_to(records, cds_sent)
+        if reply and reply["error"] is not None:
+            return "nack", reply
+        wanted = set(self.bench.workload.names)
+        response = next((r for r in records if r["kind"] == "response" and r["type"] == EDS
+                         and r["seq"] > cds_sent["seq"] and wanted & set(r["names"])), None)
+        return ("eds", response) if response else None
 
     def eds_timing(self, cds_sent, t0):
         """-> (ms to the EDS subscription, ms from the first new-EDS response to the ACK of the
@@ -843,6 +893,16 @@ def conditions(bench):
 # ---------------------------------------------------------------------------------------------
 
 
+def summary(r):
+    text = (f"CDS ack {r['cds_ack_ms']:.0f} ms, EDS request {r['eds_request_ms']:.0f} ms, "
+            f"EDS response {r['eds_response_ms']:.0f} ms + ACK {r['eds_ack_ms']:.0f} ms, ")
+    if "serving_ms" in r:
+        text += (f"serving {r['serving_ms']:.0f} ms ({r['serving_polls']} polls from "
+                 f"{r['serving_polls_from_ms']:.0f} ms, {r['serving_query_ms_median']:.0f} ms each), ")
+    return text + (f"RSS {r['rss_baseline_kib'] / 1024:.1f} -> {r['rss_after_kib'] / 1024:.1f} MiB "
+                   f"(peak {r['hwm_kib'] / 1024:.1f}), CPU {r['cpu_update_s'] * 1000:.0f} ms")
+
+
 class Bench:
     def __init__(self, args):
         self.args = args
@@ -902,13 +962,7 @@ def main():
                 if result.get("proxy_log_tail"):
                     print("  proxy log tail:\n    " + result["proxy_log_tail"].rstrip().replace("\n", "\n    "))
             else:
-                print(f"[{index + 1}/{len(order)}] {proxy}: CDS ack {result['cds_ack_ms']:.0f} ms, "
-                      f"EDS req {result['eds_request_ms']:.0f} ms, EDS resp {result['eds_response_ms']:.0f} ms, "
-                      f"EDS ack +{result['eds_ack_ms']:.0f} ms, "
-                      f"serving {result['serving_ms']:.0f} ms ({result['serving_polls']} polls, "
-                      f"{result['serving_query_ms_median']:.1f} ms each), "
-                      f"RSS {result['rss_baseline_kib'] / 1024:.1f} -> {result['rss_after_kib'] / 1024:.1f} MiB, "
-                      f"CPU {result['cpu_update_s'] * 1000:.0f} ms", flush=True)
+                print(f"[{index + 1}/{len(order)}] {proxy}: {summary(result)}", flush=True)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
     finally:

@@ -81,6 +81,32 @@ public final class NetworkNamespace: Sendable, CustomStringConvertible {
     }
 }
 
+extension NetworkNamespace {
+    /// The addresses of the namespace's interfaces, loopback and IPv6 link-local excluded.
+    public func interfaceAddresses() throws -> [String] {
+        try perform {
+            var list: UnsafeMutablePointer<ifaddrs>?
+            guard getifaddrs(&list) == 0 else { return [] }
+            defer { freeifaddrs(list) }
+            var addresses: [String] = []
+            var cursor = list
+            while let entry = cursor {
+                cursor = entry.pointee.ifa_next
+                guard let address = entry.pointee.ifa_addr else { continue }
+                var host = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+                let family = Int32(address.pointee.sa_family)
+                guard family == AF_INET || family == AF_INET6 else { continue }
+                let length = socklen_t(family == AF_INET ? MemoryLayout<sockaddr_in>.size : MemoryLayout<sockaddr_in6>.size)
+                guard getnameinfo(address, length, &host, socklen_t(host.count), nil, 0, NI_NUMERICHOST) == 0 else { continue }
+                let text = String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                if text == "127.0.0.1" || text == "::1" || text.hasPrefix("fe80") || text.hasPrefix("127.") { continue }
+                if !addresses.contains(text) { addresses.append(text) }
+            }
+            return addresses
+        }
+    }
+}
+
 /// Failures entering or opening a namespace.
 public enum NamespaceError: Error, CustomStringConvertible {
     case open(path: String, errno: CInt)

@@ -15,12 +15,32 @@ public struct WorkloadIdentity: Hashable, Sendable, Codable {
     public var name: String
     public var namespace: String
     public var serviceAccount: String
+    /// The workload's own addresses (what a control plane knows it by).
+    public var addresses: [String]
 
-    public init(id: String, name: String? = nil, namespace: String = "default", serviceAccount: String = "default") {
+    public init(
+        id: String, name: String? = nil, namespace: String = "default", serviceAccount: String = "default",
+        addresses: [String] = []
+    ) {
         self.id = id
         self.name = name ?? id
         self.namespace = namespace
         self.serviceAccount = serviceAccount
+        self.addresses = addresses
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case id, name, namespace, serviceAccount, addresses
+    }
+
+    /// State written before `addresses` existed still decodes.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        id = try container.decode(String.self, forKey: .id)
+        name = try container.decode(String.self, forKey: .name)
+        namespace = try container.decode(String.self, forKey: .namespace)
+        serviceAccount = try container.decode(String.self, forKey: .serviceAccount)
+        addresses = try container.decodeIfPresent([String].self, forKey: .addresses) ?? []
     }
 }
 

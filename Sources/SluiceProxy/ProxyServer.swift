@@ -27,6 +27,9 @@ public final class ProxyServer: Sendable {
     private let logger: Logger
     private let hostBindings = NIOLockedValueBox<[String: ListenerBinding]>([:])
     private let workloads = NIOLockedValueBox<[String: WorkloadRuntime]>([:])
+    /// Per-workload configurations that arrived before their workload was attached.
+    private let pendingWorkloadConfigurations = NIOLockedValueBox<[String: ProxyConfiguration]>([:])
+    private let resolverPool = NIOThreadPool(numberOfThreads: 1)
     /// Serializes configuration and workload changes so that no two interleave.
     private let changes = SerialChangeQueue()
     private let started = NIOLockedValueBox(false)
@@ -52,8 +55,10 @@ public final class ProxyServer: Sendable {
         self.logger = logger
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, workerThreads))
         self.tables = ListenerTableSource(ListenerTable(configs: configuration.listeners, store: stats))
-        self.clusters = ClusterManager(configs: configuration.clusters, store: stats, logger: logger)
-        self.hostScope = AcceptScope(socketFactory: SocketFactory(namespace: .home), workloadStats: nil)
+        self.clusters = ClusterManager(
+            configs: configuration.clusters, store: stats, resolverPool: resolverPool, logger: logger)
+        self.hostScope = AcceptScope(
+            socketFactory: SocketFactory(namespace: .home), workloadStats: nil, tables: tables, clusters: clusters)
         self.dynamicConfigurationReady = NIOLockedValueBox(!waitsForDynamicConfiguration)
         stats.gauge(StatName(scope: "server", leaf: "live")).set(0)
     }
@@ -63,6 +68,7 @@ public final class ProxyServer: Sendable {
 
     /// Resolves DNS clusters and binds the listeners that live in the proxy's own namespace.
     public func start() async throws {
+        resolverPool.start()
         try await clusters.start(on: group.next()).get()
         try await changes.run {
             try await self.reconcileHostBindings(self.tables.current, strict: true)
@@ -82,7 +88,7 @@ public final class ProxyServer: Sendable {
             self.tables.replace(with: table)
             self.configurationBox.withLockedValue { $0 = configuration }
             try? await self.reconcileHostBindings(table, strict: false)
-            for workload in self.workloads.withLockedValue({ Array($0.values) }) {
+            for workload in self.workloads.withLockedValue({ Array($0.values) }) where workload.configuration == nil {
                 try? await self.reconcileCaptureBindings(workload, table: table, strict: false)
             }
         }
@@ -106,17 +112,39 @@ public final class ProxyServer: Sendable {
 
     /// Binds the capture listeners inside the workload's namespace. Adding a workload that is
     /// already served from the same namespace changes nothing; a new namespace replaces the old.
-    public func addWorkload(_ identity: WorkloadIdentity, namespace: NetworkNamespace) async throws {
+    /// With `ownConfiguration` (per-workload xDS), the workload's listeners and clusters come
+    /// from it instead of the proxy's configuration (a configuration `applyWorkloadConfiguration`
+    /// delivered earlier wins over this initial one).
+    public func addWorkload(
+        _ identity: WorkloadIdentity, namespace: NetworkNamespace, ownConfiguration: ProxyConfiguration? = nil
+    ) async throws {
         try await changes.run {
             if let existing = self.workloads.withLockedValue({ $0[identity.id] }) {
                 if existing.namespace.identity == namespace.identity { return }
                 await self.detach(existing)
             }
             let workloadStats = WorkloadStats(workload: identity.id, store: self.stats)
-            let scope = AcceptScope(socketFactory: SocketFactory(namespace: namespace), workloadStats: workloadStats)
-            let runtime = WorkloadRuntime(identity: identity, namespace: namespace, scope: scope, stats: workloadStats)
+            let configuration = ownConfiguration.map {
+                self.pendingWorkloadConfigurations.withLockedValue { $0.removeValue(forKey: identity.id) } ?? $0
+            }
+            let scope: AcceptScope
+            if let configuration {
+                let clusters = ClusterManager(
+                    configs: configuration.clusters, store: self.stats, resolverPool: self.resolverPool, logger: self.logger)
+                try await clusters.start(on: self.group.next()).get()
+                scope = AcceptScope(
+                    socketFactory: SocketFactory(namespace: namespace), workloadStats: workloadStats,
+                    tables: ListenerTableSource(ListenerTable(configs: configuration.listeners, store: self.stats)),
+                    clusters: clusters)
+            } else {
+                scope = AcceptScope(
+                    socketFactory: SocketFactory(namespace: namespace), workloadStats: workloadStats, tables: self.tables,
+                    clusters: self.clusters)
+            }
+            let runtime = WorkloadRuntime(
+                identity: identity, namespace: namespace, scope: scope, stats: workloadStats, configuration: configuration)
             do {
-                try await self.reconcileCaptureBindings(runtime, table: self.tables.current, strict: true)
+                try await self.reconcileCaptureBindings(runtime, table: scope.tables.current, strict: true)
             } catch {
                 await self.detach(runtime)
                 throw WorkloadAttachError(workload: identity.id, underlying: error)
@@ -127,11 +155,29 @@ public final class ProxyServer: Sendable {
         }
     }
 
+    /// Replaces one workload's own configuration (per-workload xDS), like `apply` does for the
+    /// proxy's. Arriving before the workload is attached, it is kept for `addWorkload`.
+    public func applyWorkloadConfiguration(id: String, _ configuration: ProxyConfiguration) async {
+        await changes.runIgnoringErrors {
+            guard let runtime = self.workloads.withLockedValue({ $0[id] }), let box = runtime.configuration else {
+                self.pendingWorkloadConfigurations.withLockedValue { $0[id] = configuration }
+                return
+            }
+            box.withLockedValue { $0 = configuration }
+            await runtime.scope.clusters.update(configuration.clusters)
+            let table = ListenerTable(configs: configuration.listeners, store: self.stats, previous: runtime.scope.tables.current)
+            runtime.scope.tables.replace(with: table)
+            try? await self.reconcileCaptureBindings(runtime, table: table, strict: false)
+        }
+    }
+
     /// Closes the workload's capture listeners; its established connections finish normally.
     public func removeWorkload(id: String) async {
         await changes.runIgnoringErrors {
+            self.pendingWorkloadConfigurations.withLockedValue { $0[id] = nil }
             guard let runtime = self.workloads.withLockedValue({ $0.removeValue(forKey: id) }) else { return }
             await self.detach(runtime)
+            if runtime.configuration != nil { runtime.scope.clusters.shutdown() }
             // Per-workload stats go with the workload, so churn never grows the stats store.
             self.stats.removeAll(scope: "sluice.workload", tagValue: id)
             self.stats.gauge(StatName(scope: "sluice", leaf: "workloads_active")).set(Int64(self.workloadCount))
@@ -169,6 +215,7 @@ public final class ProxyServer: Sendable {
         for runtime in workloads.withLockedValue({ Array($0.values) }) { await detach(runtime) }
         workloads.withLockedValue { $0 = [:] }
         clusters.shutdown()
+        try? await resolverPool.shutdownGracefully()
         try? await group.shutdownGracefully()
     }
 
@@ -219,8 +266,7 @@ public final class ProxyServer: Sendable {
                 await existing.drain(after: drainTime, on: group.next())
             }
             do {
-                bindings[listener.config.name] = try await ListenerBinding.bind(
-                    listener, tables: tables, scope: scope, clusters: clusters, group: group, logger: logger)
+                bindings[listener.config.name] = try await ListenerBinding.bind(listener, scope: scope, group: group, logger: logger)
             } catch {
                 if strict { throw error }
                 logger.error("cannot bind listener", metadata: ["listener": "\(listener.config.name)", "error": "\(error)"])

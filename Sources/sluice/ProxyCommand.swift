@@ -1,5 +1,6 @@
 import ArgumentParser
 import Logging
+import SluiceConfig
 import SluiceModel
 
 /// `sluice proxy`: the shared per-node proxy.
@@ -25,13 +26,19 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(help: "Seconds a removed or replaced listener's connections may continue (Envoy's --drain-time-s).")
     var drainTimeS = 600
 
+    @Flag(help: "Give every enrolled workload its own ADS stream and configuration (the bootstrap's dynamic_resources per workload).")
+    var xdsPerWorkload = false
+
+    @Option(help: "Node id of a workload's ADS stream: {ip} {ips} {name} {namespace} {id} {serviceAccount}.")
+    var xdsNodeId = XDSConfiguration.istioNodeIDTemplate
+
     @OptionGroup var logging: LoggingOptions
 
     func run() async throws {
         try Support.bootstrapLogging(logging.logLevel)
         let runner = ProxyRunner(
             configPath: config, agentSocket: agentSocket, workers: workers, outboundPort: outboundPort, inboundPort: inboundPort,
-            drainTime: .seconds(drainTimeS))
+            drainTime: .seconds(drainTimeS), perWorkloadXDSNodeID: xdsPerWorkload ? xdsNodeId : nil)
         try await runner.run(logger: Logger(label: "sluice.proxy"), shutdown: Support.ShutdownSignal())
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import SluiceAdmin
 import SluiceConfig
 import SluiceLinux
@@ -15,6 +16,8 @@ struct ProxyRunner {
     var outboundPort: UInt16
     var inboundPort: UInt16
     var drainTime: Duration = .seconds(600)
+    /// Each workload gets its own ADS stream and configuration (node id from this template).
+    var perWorkloadXDSNodeID: String?
 
     /// Loads the bootstrap or exits with every problem named by its field path.
     static func loadOrExit(_ path: String, options: TranslationOptions) -> LoadedBootstrap {
@@ -44,7 +47,14 @@ struct ProxyRunner {
         try await server.start()
 
         var xds: (client: ADSClient, task: Task<Void, Never>)?
-        if let xdsConfiguration = loaded.xds {
+        var workloadXDS: WorkloadXDS?
+        if let xdsConfiguration = loaded.xds, let template = perWorkloadXDSNodeID {
+            workloadXDS = WorkloadXDS(
+                template: xdsConfiguration, nodeIDTemplate: template, staticConfiguration: loaded.configuration,
+                options: options, server: server, logger: logger)
+            server.markDynamicConfigurationReady()
+            logger.info("xDS per workload", metadata: ["server": "\(xdsConfiguration.server)", "node": "\(template)"])
+        } else if let xdsConfiguration = loaded.xds {
             let client = ADSClient(
                 configuration: xdsConfiguration, staticConfiguration: loaded.configuration, options: options,
                 logger: logger,
@@ -69,7 +79,8 @@ struct ProxyRunner {
         }
         var agentClient: AgentClient?
         if let agentSocket {
-            agentClient = AgentClient(socketPath: agentSocket, host: ProxyWorkloadHost(server: server), logger: logger)
+            agentClient = AgentClient(
+                socketPath: agentSocket, host: ProxyWorkloadHost(server: server, xds: workloadXDS), logger: logger)
             agentClient?.start()
         }
         for (name, addresses) in server.hostListenerAddresses {
@@ -81,6 +92,7 @@ struct ProxyRunner {
         logger.info("shutting down", metadata: ["reason": "\(reason)"])
         beforeShutdown()
         xds?.task.cancel()
+        workloadXDS?.stopAll()
         agentClient?.stop()
         await admin?.shutdown()
         await server.shutdown()
@@ -90,21 +102,99 @@ struct ProxyRunner {
 /// Serves the agent's workloads with the proxy server.
 struct ProxyWorkloadHost: WorkloadHost {
     let server: ProxyServer
+    let xds: WorkloadXDS?
 
     func addWorkload(_ identity: WorkloadIdentity, namespace: NetworkNamespace) throws {
-        try Support.blocking { try await server.addWorkload(identity, namespace: namespace) }
+        if let xds {
+            try Support.blocking { try await xds.attach(identity, namespace: namespace) }
+        } else {
+            try Support.blocking { try await server.addWorkload(identity, namespace: namespace) }
+        }
     }
 
     func removeWorkload(id: String) {
+        xds?.stop(id)
         _ = try? Support.blocking { await server.removeWorkload(id: id) }
     }
 
     func retainWorkloads(_ ids: Set<String>) {
         let server = self.server
-        _ = try? Support.blocking {
-            for status in server.workloadStatuses where !ids.contains(status.identity.id) {
-                await server.removeWorkload(id: status.identity.id)
+        for status in server.workloadStatuses where !ids.contains(status.identity.id) {
+            removeWorkload(id: status.identity.id)
+        }
+    }
+}
+
+/// Per-workload xDS: every workload gets an ADS stream of its own, speaking for it (node id and
+/// metadata from the workload's identity), so an Istio-style control plane computes its own
+/// configuration, as it would for its sidecar. Capture rules are installed only once the
+/// workload's initial configuration (its capture listeners) is in place.
+final class WorkloadXDS: Sendable {
+    private let template: XDSConfiguration
+    private let nodeIDTemplate: String
+    private let staticConfiguration: ProxyConfiguration
+    private let options: TranslationOptions
+    private let server: ProxyServer
+    private let logger: Logger
+    private let clients = NIOLockedValueBox<[String: Task<Void, Never>]>([:])
+    /// How long enrollment waits for a workload's first configuration.
+    private let initialTimeout: Duration = .seconds(20)
+
+    init(
+        template: XDSConfiguration, nodeIDTemplate: String, staticConfiguration: ProxyConfiguration,
+        options: TranslationOptions, server: ProxyServer, logger: Logger
+    ) {
+        self.template = template
+        self.nodeIDTemplate = nodeIDTemplate
+        self.staticConfiguration = staticConfiguration
+        self.options = options
+        self.server = server
+        self.logger = logger
+    }
+
+    func attach(_ identity: WorkloadIdentity, namespace: NetworkNamespace) async throws {
+        stop(identity.id)
+        let configuration = template.forWorkload(identity, nodeIDTemplate: nodeIDTemplate)
+        let ready = AsyncStream<Void>.makeStream()
+        let server = self.server
+        let id = identity.id
+        let client = ADSClient(
+            configuration: configuration, staticConfiguration: staticConfiguration, options: options, logger: logger,
+            apply: { configuration in await server.applyWorkloadConfiguration(id: id, configuration) },
+            initialized: { ready.continuation.yield(()) })
+        clients.withLockedValue { $0[id] = Task { await client.run() } }
+        let arrived = await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                for await _ in ready.stream { return true }
+                return false
             }
+            group.addTask { [initialTimeout] in
+                try? await Task.sleep(for: initialTimeout)
+                return false
+            }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            ready.continuation.finish()
+            return first
+        }
+        if !arrived {
+            logger.warning("no initial xDS configuration yet; serving the static configuration", metadata: [
+                "workload": "\(id)", "node": "\(configuration.node.id)",
+            ])
+        }
+        try await server.addWorkload(identity, namespace: namespace, ownConfiguration: staticConfiguration)
+    }
+
+    func stop(_ id: String) {
+        clients.withLockedValue { $0.removeValue(forKey: id) }?.cancel()
+    }
+
+    func stopAll() {
+        for task in clients.withLockedValue({ clients in
+            defer { clients = [:] }
+            return Array(clients.values)
+        }) {
+            task.cancel()
         }
     }
 }

@@ -1,5 +1,6 @@
 import SluiceModel
 import SluiceXDSTypes
+import SwiftProtobuf
 
 /// How this proxy reaches its xDS management server, from the bootstrap's `dynamic_resources`.
 public struct XDSConfiguration: Sendable {
@@ -147,4 +148,37 @@ extension TranslationContext {
 /// This build's version, as it announces itself to control planes.
 public enum SluiceVersion {
     public static let current = "0.1.0"
+}
+
+extension XDSConfiguration {
+    /// Istio's sidecar node id, which istiod reads the proxy's identity from.
+    public static let istioNodeIDTemplate = "sidecar~{ip}~{name}.{namespace}~{namespace}.svc.cluster.local"
+
+    /// The same management server, speaking for one workload: the node id comes from `template`
+    /// ({ip}, {ips}, {name}, {namespace}, {id}, {serviceAccount}) and the metadata gains the
+    /// fields Istio derives a proxy's configuration from (NAME, NAMESPACE, INSTANCE_IPS,
+    /// SERVICE_ACCOUNT). Each workload thus gets its own configuration from an unmodified
+    /// control plane, as its own sidecar would.
+    public func forWorkload(_ workload: WorkloadIdentity, nodeIDTemplate template: String) -> XDSConfiguration {
+        var copy = self
+        let ip = workload.addresses.first ?? ""
+        let replacements = [
+            "{ip}": ip, "{ips}": workload.addresses.joined(separator: ","), "{name}": workload.name,
+            "{namespace}": workload.namespace, "{id}": workload.id, "{serviceAccount}": workload.serviceAccount,
+        ]
+        var id = template
+        for (placeholder, value) in replacements { id = id.replacingOccurrences(of: placeholder, with: value) }
+        copy.node.id = id
+        func string(_ value: String) -> Google_Protobuf_Value {
+            var result = Google_Protobuf_Value()
+            result.stringValue = value
+            return result
+        }
+        copy.node.metadata.fields["NAME"] = string(workload.name)
+        copy.node.metadata.fields["NAMESPACE"] = string(workload.namespace)
+        copy.node.metadata.fields["INSTANCE_IPS"] = string(workload.addresses.joined(separator: ","))
+        copy.node.metadata.fields["SERVICE_ACCOUNT"] = string(workload.serviceAccount)
+        copy.node.metadata.fields["SLUICE_WORKLOAD"] = string(workload.id)
+        return copy
+    }
 }

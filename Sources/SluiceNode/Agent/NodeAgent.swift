@@ -23,7 +23,7 @@ public final class NodeAgent: Sendable {
         public init(
             socketPath: String = "/run/sluice/agent.sock",
             stateDirectory: URL = URL(fileURLWithPath: "/var/lib/sluice"),
-            proxyTimeout: Duration = .seconds(10),
+            proxyTimeout: Duration = .seconds(30),
             captureMode: @escaping @Sendable (CaptureModeName) -> any CaptureMode = { CaptureModes.make($0) }
         ) {
             self.socketPath = socketPath
@@ -149,7 +149,8 @@ public final class NodeAgent: Sendable {
         } catch {
             throw AgentError("network namespace \(request.netnsPath) not found: \(error)")
         }
-        let identity = request.identity ?? WorkloadIdentity(id: (request.netnsPath as NSString).lastPathComponent)
+        var identity = request.identity ?? WorkloadIdentity(id: (request.netnsPath as NSString).lastPathComponent)
+        if identity.addresses.isEmpty { identity.addresses = (try? namespace.interfaceAddresses()) ?? [] }
         let others = state.withLock { Array($0.records.values) }
         if let clash = others.first(where: { $0.namespace == namespace.identity && $0.identity.id != identity.id }) {
             throw AgentError("namespace \(request.netnsPath) is already enrolled as \(clash.identity.id)")

@@ -15,13 +15,14 @@ public final class ClusterManager: Sendable {
     private let logger: Logger
     private let resolverPool: NIOThreadPool
 
-    init(configs: [ClusterConfig], store: StatsStore, logger: Logger) {
+    /// - Parameter resolverPool: started by the owner and shared by every cluster manager.
+    init(configs: [ClusterConfig], store: StatsStore, resolverPool: NIOThreadPool, logger: Logger) {
         var clusters: [String: UpstreamCluster] = [:]
         for config in configs { clusters[config.name] = UpstreamCluster(config: config, store: store) }
         self.clusters = NIOLockedValueBox(clusters)
         self.store = store
         self.logger = logger
-        self.resolverPool = NIOThreadPool(numberOfThreads: 1)
+        self.resolverPool = resolverPool
     }
 
     public func cluster(named name: String) -> UpstreamCluster? {
@@ -37,7 +38,6 @@ public final class ClusterManager: Sendable {
 
     /// Starts DNS refresh and host clean-up on `eventLoop`; resolves DNS clusters once first.
     func start(on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
-        resolverPool.start()
         timerLoop.withLockedValue { $0 = eventLoop }
         return EventLoopFuture.andAllComplete(allClusters.map { startTimers($0, on: eventLoop) }, on: eventLoop)
     }
@@ -82,7 +82,6 @@ public final class ClusterManager: Sendable {
             return timers.values.flatMap { $0 }
         }
         for task in all { task.cancel() }
-        try? resolverPool.syncShutdownGracefully()
     }
 
     private func startTimers(_ cluster: UpstreamCluster, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {

@@ -2,20 +2,21 @@ import Logging
 import NIOCore
 import SluiceModel
 
-/// What connections accepted in one namespace share: where upstream sockets are created and
-/// whose stats they count toward.
+/// What connections accepted in one namespace share: where upstream sockets are created, whose
+/// stats they count toward, and the configuration (listeners for hand-off, clusters) they use:
+/// the proxy's, or a workload's own when it has per-workload xDS.
 struct AcceptScope: Sendable {
     let socketFactory: SocketFactory
     let workloadStats: WorkloadStats?
+    let tables: ListenerTableSource
+    let clusters: ClusterManager
 }
 
 /// Initializes each accepted connection: restores the original destination, applies
 /// `use_original_dst` hand-off, selects the filter chain and installs the TCP proxy session.
 struct ConnectionAcceptor: Sendable {
     let state: ListenerState
-    let tables: ListenerTableSource
     let scope: AcceptScope
-    let clusters: ClusterManager
     let logger: Logger
 
     func initialize(_ channel: any Channel) -> EventLoopFuture<Void> {
@@ -57,7 +58,7 @@ struct ConnectionAcceptor: Sendable {
         let destination = original ?? local
         var target = listener
         if listener.config.useOriginalDestination, original != nil,
-           let handoff = tables.current.handoffTarget(for: destination) {
+           let handoff = scope.tables.current.handoffTarget(for: destination) {
             target = handoff
         }
         let metadata = ConnectionMetadata(destination: destination, source: remote)
@@ -71,7 +72,8 @@ struct ConnectionAcceptor: Sendable {
             acceptedAddress: local,
             socketFactory: scope.socketFactory,
             workloadStats: scope.workloadStats)
-        let session = TCPProxySession(route: route, origin: origin, clusters: clusters, eventLoop: channel.eventLoop, logger: logger)
+        let session = TCPProxySession(
+            route: route, origin: origin, clusters: scope.clusters, eventLoop: channel.eventLoop, logger: logger)
         try channel.pipeline.syncOperations.addHandler(RelayHandler(session: session, side: .downstream))
     }
 }

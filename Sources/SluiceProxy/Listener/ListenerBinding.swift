@@ -55,15 +55,10 @@ final class ListenerBinding: Sendable {
 
     /// Binds every address of `listener` inside the scope's namespace and starts accepting.
     static func bind(
-        _ listener: CompiledListener,
-        tables: ListenerTableSource,
-        scope: AcceptScope,
-        clusters: ClusterManager,
-        group: any EventLoopGroup,
-        logger: Logger
+        _ listener: CompiledListener, scope: AcceptScope, group: any EventLoopGroup, logger: Logger
     ) async throws -> ListenerBinding {
         let state = ListenerState(listener)
-        let acceptor = ConnectionAcceptor(state: state, tables: tables, scope: scope, clusters: clusters, logger: logger)
+        let acceptor = ConnectionAcceptor(state: state, scope: scope, logger: logger)
         let limit = listener.config.perConnectionBufferLimitBytes
         var channels: [any Channel] = []
         do {

@@ -3,20 +3,27 @@ import SluiceLinux
 import SluiceModel
 
 /// An enrolled workload as the proxy serves it: its namespace, its capture listeners bound
-/// inside that namespace (by listener name; configuration updates change them), and its stats.
+/// inside that namespace (by listener name; configuration updates change them), its stats, and,
+/// with per-workload xDS, its own configuration (the scope's tables and clusters).
 final class WorkloadRuntime: Sendable {
     let identity: WorkloadIdentity
     let namespace: NetworkNamespace
     let scope: AcceptScope
     let bindings: NIOLockedValueBox<[String: ListenerBinding]>
     let stats: WorkloadStats
+    /// Set when the workload has its own configuration (not the proxy's).
+    let configuration: NIOLockedValueBox<ProxyConfiguration>?
 
-    init(identity: WorkloadIdentity, namespace: NetworkNamespace, scope: AcceptScope, stats: WorkloadStats) {
+    init(
+        identity: WorkloadIdentity, namespace: NetworkNamespace, scope: AcceptScope, stats: WorkloadStats,
+        configuration: ProxyConfiguration?
+    ) {
         self.identity = identity
         self.namespace = namespace
         self.scope = scope
         self.bindings = NIOLockedValueBox([:])
         self.stats = stats
+        self.configuration = configuration.map { NIOLockedValueBox($0) }
     }
 
     var status: WorkloadStatus {

@@ -91,10 +91,10 @@ final class SluiceUnderTest: @unchecked Sendable {
         try eventually("agent socket \(socketPath)") { FileManager.default.fileExists(atPath: socketPath) }
     }
 
-    func startProxy(name: String = "sluice-proxy") throws {
+    func startProxy(name: String = "sluice-proxy", extra: [String] = []) throws {
         proxy = try topology.spawn(name, in: node, [
             Self.binary, "proxy", "--config", configPath, "--agent-socket", socketPath,
-        ])
+        ] + extra)
         try waitReady()
     }
 

@@ -9,7 +9,9 @@ sent to Envoy and to Sluice, and every request each client sends is recorded, so
 sequences can be compared.
 
 Control API (JSON bodies; bad input -> 400 {"error": msg}):
-  POST /resources  {"type", "version", "resources": [...], "removed": [...]?}  store + push
+  POST /resources  {"type", "version", "resources": [...], "removed": [...]?, "node": id?}
+                   store + push; with "node", only for streams of that node id (per-workload
+                   configuration), which then no longer see the resources pushed for all
   POST /raw        {"type", "version", "resources": [...]}  send verbatim, store untouched
   GET  /requests   every request received;  GET /responses  every response sent
   GET  /streams    {"open": n};  POST /stop, POST /start  (gRPC server only);  POST /reset-log
@@ -194,6 +196,7 @@ class Stream:
     def __init__(self, sid, mode):
         self.id = sid
         self.mode = mode
+        self.node = None  # node id from the first request that carries one
         self.queue = queue.Queue()  # responses for the gRPC handler; None ends the stream
         self.subs = {}  # type URL -> SotwSub | DeltaSub
         self.nonce = 0
@@ -220,8 +223,13 @@ class XdsState:
 
     # -- bookkeeping --------------------------------------------------------------------------
 
-    def _type(self, url):
-        return self.types.setdefault(url, TypeState())
+    def _type(self, url, node=None):
+        return self.types.setdefault((node, url), TypeState())
+
+    def _type_for(self, stream, url):
+        """Resources pushed for this stream's node, else the ones pushed for every node."""
+        key = (stream.node, url)
+        return self.types[key] if stream.node is not None and key in self.types else self._type(url)
 
     def _next_seq(self):
         self.seq += 1
@@ -259,6 +267,8 @@ class XdsState:
             return list(self.requests if which == "requests" else self.responses)
 
     def _record_request(self, stream, req, delta):
+        if stream.node is None and req.HasField("node"):
+            stream.node = req.node.id
         record = {
             "seq": self._next_seq(), "stream": stream.id, "mode": stream.mode,
             "type": req.type_url,
@@ -318,7 +328,7 @@ class XdsState:
     def _sotw_respond(self, stream, url, sub, changed_names=()):
         """Send the requested set if the stream wants something that exists (or, for a push,
         a requested name was just deleted)."""
-        state = self._type(url)
+        state = self._type_for(stream, url)
         if sub.wildcard:
             if state.version is None:
                 return
@@ -374,7 +384,7 @@ class XdsState:
     def _delta_answer(self, stream, url, sub, added, unsubscribed, new_wildcard):
         """Answer a subscription change: newly wanted resources the client lacks, and
         'removed' for wanted names that do not exist (the Delta non-existence signal)."""
-        state = self._type(url)
+        state = self._type_for(stream, url)
         candidates = set(added)
         if new_wildcard:
             candidates |= set(state.resources)
@@ -390,7 +400,7 @@ class XdsState:
     def _delta_send(self, stream, url, sub, names, removed):
         if not names and not removed:
             return
-        state = self._type(url)
+        state = self._type_for(stream, url)
         items = [(n, *state.resources[n]) for n in names]
         for name, version, _ in items:
             sub.known[name] = version
@@ -400,7 +410,7 @@ class XdsState:
 
     # -- control-plane pushes -----------------------------------------------------------------
 
-    def set_resources(self, url, version, objs, removed):
+    def set_resources(self, url, version, objs, removed, node=None):
         parsed = [parse_resource(obj, url) for obj in objs]  # validate before touching state
         for name, packed in parsed:
             if packed.type_url != url:
@@ -409,7 +419,7 @@ class XdsState:
         if len(set(names)) != len(names):
             raise BadRequest("duplicate resource names (use /raw to send duplicates)")
         with self.lock:
-            state = self._type(url)
+            state = self._type(url, node)
             old = state.resources
             new = {} if url in COMPLETE_STATE_TYPES else dict(old)
             changed = []
@@ -423,10 +433,11 @@ class XdsState:
                 new.pop(name, None)
             deleted = sorted(set(old) - set(new))
             state.resources, state.version = new, version
-            self._write_log("push", {"type": url, "version": version,
+            self._write_log("push", {"type": url, "version": version, "node": node,
                                      "changed": changed, "deleted": deleted})
             for stream in list(self.streams.values()):
-                self._push(stream, url, changed, deleted)
+                if self._type_for(stream, url) is state:
+                    self._push(stream, url, changed, deleted)
             return {"changed": changed, "deleted": deleted}
 
     def _push(self, stream, url, changed, deleted):
@@ -437,7 +448,7 @@ class XdsState:
             self._sotw_respond(stream, url, sub, changed_names=set(changed) | set(deleted))
             return
         names = sorted(n for n in changed if sub.wants(n)
-                       and self._type(url).resources[n][0] != sub.known.get(n))
+                       and self._type_for(stream, url).resources[n][0] != sub.known.get(n))
         removed = sorted(n for n in deleted if n in sub.names or n in sub.known)
         self._delta_send(stream, url, sub, names, removed)
 
@@ -602,7 +613,10 @@ def make_handler(state, grpc_server):
             removed = body.get("removed", [])
             if not isinstance(removed, list) or not all(isinstance(n, str) for n in removed):
                 raise BadRequest("'removed' must be a list of names")
-            return state.set_resources(url, version, resources, removed)
+            node = body.get("node")
+            if node is not None and not isinstance(node, str):
+                raise BadRequest("'node' must be a node id")
+            return state.set_resources(url, version, resources, removed, node)
 
         def _post_raw(self):
             _, url, version, resources = self._push_args()
