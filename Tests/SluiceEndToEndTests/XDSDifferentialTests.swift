@@ -36,6 +36,21 @@ import Testing
         }
     }
 
+    @Test func responsesOverGRPCsFourMebibyteDefaultAreAccepted() throws {
+        try withTopology("xds-large") { topology in
+            let xds = try XDSHarness(topology: topology, proxy: .sluice, mode: .sotw)
+            try xds.startProxy()
+            // One cluster carrying 5 MiB of metadata: the response exceeds gRPC's 4 MiB default.
+            let blob = String(repeating: "x", count: 5 << 20)
+            let cluster = XDSHarness.cluster("big").replacingOccurrences(
+                of: "\"type\": \"EDS\"", with: "\"type\": \"EDS\", \"metadata\": {\"filter_metadata\": {\"blob\": {\"data\": \"\(blob)\"}}}")
+            try xds.push("cds", "big", [cluster])
+            try xds.waitForAnswer("CDS")
+            #expect(try xds.lastNACK("CDS") == nil)
+            #expect(try xds.requests().contains { $0.type == "CDS" && $0.version == "big" })
+        }
+    }
+
     /// Initial load, endpoint change, cluster and listener add/remove (Delta subscribe and
     /// unsubscribe), a listener change under a live connection, an invalid resource, a duplicate
     /// name, and a control-plane restart.
@@ -72,11 +87,16 @@ import Testing
         xds.record("listener changed under a live connection: \(held.log.hasPrefix("held") && held.log.contains("ok") ? "survived" : held.log)")
         try xds.traffic("listener changed: l1", port: 10001, expect: "9102")
 
+        let onRemoved = try xds.holdConnection(port: 10002, seconds: 4)
+        try eventually("the connection through l2 is open") { onRemoved.log.isEmpty && onRemoved.isRunning }
+        usleep(500_000)
         try xds.push("lds", "v4", [H.listener("l1", port: 10001, cluster: "c1", statPrefix: "l1-renamed", idleTimeout: "600s")])
         try xds.waitForAnswer("LDS")
         try xds.push("cds", "v3", [H.cluster("c1")])
         try xds.waitForAnswer("CDS")
         try xds.traffic("listener and cluster removed: l2", port: 10002, expect: "refused")
+        onRemoved.process.waitUntilExit()
+        xds.record("connection on a removed listener and cluster: \(onRemoved.log.hasPrefix("held") ? "finished normally" : onRemoved.log)")
         try xds.traffic("listener and cluster removed: l1", port: 10001, expect: "9102")
 
         try xds.push("cds", "v4-bad", [H.cluster("c1", connectTimeout: "-1s")])

@@ -135,6 +135,7 @@ actor XDSEngine {
         for resource in decoded where !resource.name.isEmpty && !seen.insert(resource.name).inserted {
             return ["duplicate \(type.noun) \(resource.name) found"]
         }
+        let warmingBefore = warming
         var changed = false
         let now = Date()
         for (index, resource) in decoded.enumerated() {
@@ -175,7 +176,7 @@ actor XDSEngine {
             changed = true
         }
         types[type] = state
-        if changed { await publish() }
+        if changed || warming != warmingBefore { await publish() }
         return errors
     }
 

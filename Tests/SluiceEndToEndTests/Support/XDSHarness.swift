@@ -148,8 +148,15 @@ final class XDSHarness: @unchecked Sendable {
 
     @discardableResult
     func control(_ method: String, _ path: String, _ body: String? = nil) throws -> String {
-        var arguments = ["curl", "-sS", "--max-time", "10", "-X", method, "http://127.0.0.1:\(Self.controlPort)\(path)"]
-        if let body { arguments += ["-H", "Content-Type: application/json", "--data-binary", body] }
+        var arguments = ["curl", "-sS", "--max-time", "60", "-X", method, "http://127.0.0.1:\(Self.controlPort)\(path)"]
+        if let body {
+            // Through a file: large pushes exceed the argument-size limit.
+            let file = topology.directory.appendingPathComponent("push-\(UUID().uuidString).json")
+            try body.write(to: file, atomically: false, encoding: .utf8)
+            defer { try? FileManager.default.removeItem(at: file) }
+            arguments += ["-H", "Content-Type: application/json", "--data-binary", "@\(file.path)"]
+            return try topology.exec(namespace, arguments)
+        }
         return try topology.exec(namespace, arguments)
     }
 
