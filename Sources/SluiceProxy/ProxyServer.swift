@@ -177,7 +177,6 @@ public final class ProxyServer: Sendable {
             self.pendingWorkloadConfigurations.withLockedValue { $0[id] = nil }
             guard let runtime = self.workloads.withLockedValue({ $0.removeValue(forKey: id) }) else { return }
             await self.detach(runtime)
-            if runtime.configuration != nil { runtime.scope.clusters.shutdown() }
             // Per-workload stats go with the workload, so churn never grows the stats store.
             self.stats.removeAll(scope: "sluice.workload", tagValue: id)
             self.stats.gauge(StatName(scope: "sluice", leaf: "workloads_active")).set(Int64(self.workloadCount))
@@ -274,9 +273,11 @@ public final class ProxyServer: Sendable {
         }
     }
 
+    /// Closes the runtime's capture listeners and, when it owns its clusters, their timers.
     private func detach(_ runtime: WorkloadRuntime) async {
         for binding in runtime.bindings.withLockedValue({ Array($0.values) }) { await binding.close() }
         runtime.bindings.withLockedValue { $0 = [:] }
+        if runtime.configuration != nil { runtime.scope.clusters.shutdown() }
     }
 }
 

@@ -114,6 +114,8 @@ public final class ADSClient: Sendable {
                 }
             }
             logger.warning("xDS stream closed by the server; reconnecting", metadata: ["server": "\(configuration.server)"])
+        } catch is CancellationError {
+            // Shutting down: nothing failed and nothing reconnects.
         } catch {
             logger.warning("xDS stream failed; reconnecting", metadata: ["server": "\(configuration.server)", "error": "\(error)"])
         }
