@@ -27,6 +27,11 @@ let package = Package(
     ],
     targets: [
         .target(name: "CSluiceLinux"),
+        // libbpf (Debian libbpf-dev) for the eBPF capture mode.
+        .target(name: "CBPF", linkerSettings: [.linkedLibrary("bpf")]),
+        .plugin(name: "BPFObjectBuilder", capability: .buildTool()),
+        // bpf/sluice_capture.bpf.c, compiled by the build for the running kernel and embedded.
+        .target(name: "SluiceBPFPrograms", plugins: ["BPFObjectBuilder"]),
         .target(name: "SluiceLinux", dependencies: ["CSluiceLinux"], swiftSettings: swiftSettings),
         .target(name: "SluiceModel", swiftSettings: swiftSettings),
         .target(
@@ -59,7 +64,7 @@ let package = Package(
         .target(
             name: "SluiceInterception",
             dependencies: [
-                "SluiceModel", "SluiceLinux",
+                "SluiceModel", "SluiceLinux", "CSluiceLinux", "CBPF", "SluiceBPFPrograms",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

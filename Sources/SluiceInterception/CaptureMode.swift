@@ -1,3 +1,4 @@
+import Foundation
 import SluiceModel
 
 /// Where and how one workload's traffic is captured.
@@ -7,11 +8,22 @@ public struct CaptureTarget: Sendable, Equatable {
     public var options: CaptureOptions
     /// Packets from sockets with this mark are the proxy's own and are never captured.
     public var proxyMark: UInt32
+    /// The workload's id (names what a mode creates for it, such as the eBPF mode's cgroup).
+    public var workloadID: String
+    /// Processes of the proxies serving the workload (from SO_PEERCRED). Modes that hook the
+    /// proxy's own sockets (eBPF: sockops, getsockopt on its cgroup) need them; rule-based
+    /// modes ignore them.
+    public var proxyPIDs: [Int32]
 
-    public init(netnsPath: String, options: CaptureOptions = CaptureOptions(), proxyMark: UInt32 = CaptureDefaults.proxyMark) {
+    public init(
+        netnsPath: String, options: CaptureOptions = CaptureOptions(), proxyMark: UInt32 = CaptureDefaults.proxyMark,
+        workloadID: String? = nil, proxyPIDs: [Int32] = []
+    ) {
         self.netnsPath = netnsPath
         self.options = options
         self.proxyMark = proxyMark
+        self.workloadID = workloadID ?? (netnsPath as NSString).lastPathComponent
+        self.proxyPIDs = proxyPIDs
     }
 }
 
@@ -40,6 +52,13 @@ public protocol CaptureMode: Sendable {
     func install(_ target: CaptureTarget) throws
     func remove(_ target: CaptureTarget) throws
     func verify(_ target: CaptureTarget) throws -> CaptureVerification
+    /// Whether the capture hooks the proxy's processes, so `install` must run again (it is
+    /// idempotent) whenever a proxy connects.
+    var followsProxyProcesses: Bool { get }
+}
+
+extension CaptureMode {
+    public var followsProxyProcesses: Bool { false }
 }
 
 /// The capture modes this build implements.
@@ -47,6 +66,7 @@ public enum CaptureModes {
     public static func make(_ name: CaptureModeName) -> any CaptureMode {
         switch name {
         case .iptables: return IPTablesCapture()
+        case .ebpf: return EBPFCapture.shared
         }
     }
 }

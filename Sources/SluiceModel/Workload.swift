@@ -47,6 +47,8 @@ public struct WorkloadIdentity: Hashable, Sendable, Codable {
 /// Interception mechanisms an operator can pick per workload.
 public enum CaptureModeName: String, Hashable, Sendable, Codable, CaseIterable {
     case iptables
+    /// cgroup connect/sockops/sk_msg/getsockopt programs plus tc ingress (bpf/).
+    case ebpf
 }
 
 /// Per-workload capture settings.
@@ -57,16 +59,20 @@ public struct CaptureOptions: Hashable, Sendable, Codable {
     public var excludeCIDRs: [CIDRRange]
     public var outboundPort: UInt16
     public var inboundPort: UInt16
+    /// The workload's cgroup v2 directory (eBPF mode); nil: the agent creates one.
+    public var cgroup: String?
 
     public init(
         excludePorts: [UInt16] = [],
         excludeCIDRs: [CIDRRange] = [],
         outboundPort: UInt16 = CaptureDefaults.outboundPort,
-        inboundPort: UInt16 = CaptureDefaults.inboundPort
+        inboundPort: UInt16 = CaptureDefaults.inboundPort,
+        cgroup: String? = nil
     ) {
         self.excludePorts = excludePorts
         self.excludeCIDRs = excludeCIDRs
         self.outboundPort = outboundPort
         self.inboundPort = inboundPort
+        self.cgroup = cgroup
     }
 }

@@ -108,6 +108,9 @@ struct CaptureSelection: ParsableArguments {
     @Option(help: "Comma-separated outbound destination CIDRs never captured.")
     var excludeCidrs = ""
 
+    @Option(help: "eBPF mode: the workload's cgroup v2 directory (absolute, or relative to the cgroup v2 mount). Default: the agent creates one and moves the namespace's processes into it.")
+    var cgroup: String?
+
     func parsed() throws -> (CaptureModeName, CaptureOptions) {
         guard let captureMode = CaptureModeName(rawValue: mode) else {
             let known = CaptureModeName.allCases.map(\.rawValue).joined(separator: ", ")
@@ -125,6 +128,14 @@ struct CaptureSelection: ParsableArguments {
             }
             return range
         }
-        return (captureMode, CaptureOptions(excludePorts: ports, excludeCIDRs: cidrs))
+        if let cgroup {
+            guard captureMode == .ebpf else {
+                throw ValidationErrorMessage("--cgroup applies to --mode ebpf only (this is --mode \(mode))")
+            }
+            guard !cgroup.isEmpty, !cgroup.split(separator: "/").contains("..") else {
+                throw ValidationErrorMessage("--cgroup: \"\(cgroup)\" is not a cgroup directory path")
+            }
+        }
+        return (captureMode, CaptureOptions(excludePorts: ports, excludeCIDRs: cidrs, cgroup: cgroup))
     }
 }

@@ -13,6 +13,8 @@ extension NodeAgent {
     private func serve(_ connection: AgentConnection) {
         do {
             try connection.requireTrustedPeer()
+            // The kernel's word on who the peer is; capture modes hook the proxy's process by it.
+            let peerPID = try connection.socket.peerCredentials().pid
             guard let first = try connection.receive() else { return }
             guard case .hello(let hello) = first.message else {
                 throw AgentProtocolError.unexpected("the first message must be hello")
@@ -20,7 +22,7 @@ extension NodeAgent {
             try connection.send(.helloAck(HelloAck(agentPID: getpid())), requestID: first.requestID)
             switch hello.role {
             case .proxy:
-                let session = ProxySession(connection: connection, peerPID: hello.pid)
+                let session = ProxySession(connection: connection, peerPID: peerPID)
                 session.startReader { reason in self.proxyDisconnected(session, reason: reason) }
                 proxyConnected(session)
             case .control:

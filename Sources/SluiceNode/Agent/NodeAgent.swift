@@ -113,7 +113,7 @@ public final class NodeAgent: Sendable {
                 do {
                     let mode = configuration.captureMode(record.mode)
                     if try mode.verify(record.captureTarget) != .installed {
-                        try mode.install(record.captureTarget)
+                        try mode.install(captureTarget(record))
                         logger.info("repaired capture", metadata: ["workload": "\(record.identity.id)"])
                     }
                 } catch {
@@ -159,7 +159,7 @@ public final class NodeAgent: Sendable {
             if existing.namespace == namespace.identity, existing.mode == request.mode, existing.options == request.options,
                existing.state == .captured {
                 // Same enrollment again: make sure the rules are really there.
-                try configuration.captureMode(existing.mode).install(existing.captureTarget)
+                try configuration.captureMode(existing.mode).install(captureTarget(existing))
                 return existing
             }
             // A changed mode or options (or a recreated namespace): take the old capture away first.
@@ -207,7 +207,7 @@ public final class NodeAgent: Sendable {
             }
         }
         do {
-            try configuration.captureMode(record.mode).install(record.captureTarget)
+            try configuration.captureMode(record.mode).install(captureTarget(record))
             return .captured
         } catch {
             return .failed("installing \(record.mode.rawValue) capture: \(error)")
@@ -256,6 +256,13 @@ public final class NodeAgent: Sendable {
         return ControlResult(error: error, workloads: records, proxyConnected: proxyConnected)
     }
 
+    /// The record's capture target with the processes of every connected proxy.
+    private func captureTarget(_ record: WorkloadRecord) -> CaptureTarget {
+        var target = record.captureTarget
+        target.proxyPIDs = state.withLock { $0.proxies.values.map(\.peerPID) }.sorted()
+        return target
+    }
+
     private func persist() throws {
         try registry.save(state.withLock { Array($0.records.values) }.sorted { $0.identity.id < $1.identity.id })
     }
@@ -282,9 +289,9 @@ public final class NodeAgent: Sendable {
                         descriptors: [namespace.descriptor], timeout: configuration.proxyTimeout)
                     if let error = ack.error {
                         updated.state = .failed("proxy cannot serve the workload: \(error)")
-                    } else if record.state != .captured {
+                    } else if record.state != .captured || configuration.captureMode(record.mode).followsProxyProcesses {
                         do {
-                            try configuration.captureMode(record.mode).install(record.captureTarget)
+                            try configuration.captureMode(record.mode).install(captureTarget(record))
                             updated.state = .captured
                         } catch {
                             updated.state = .failed("installing \(record.mode.rawValue) capture: \(error)")

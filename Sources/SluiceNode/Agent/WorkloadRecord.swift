@@ -33,7 +33,7 @@ public struct WorkloadRecord: Codable, Equatable, Sendable {
 
     /// What the capture mode needs to install or remove this workload's rules.
     public var captureTarget: CaptureTarget {
-        CaptureTarget(netnsPath: netnsPath, options: options)
+        CaptureTarget(netnsPath: netnsPath, options: options, workloadID: identity.id)
     }
 }
 

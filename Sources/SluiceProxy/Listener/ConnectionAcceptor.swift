@@ -67,9 +67,11 @@ struct ConnectionAcceptor: Sendable {
             throw AcceptError.noFilterChainMatch
         }
         route.stats.downstreamConnectionsTotal.increment()
+        // Only a connection on one of the listener's own ports can have been addressed to it.
+        let onListenerPort = listener.config.addresses.contains { $0.endpoint.port == local.port }
         let origin = DownstreamOrigin(
             metadata: metadata,
-            acceptedAddress: local,
+            acceptedAddress: onListenerPort ? local : nil,
             socketFactory: scope.socketFactory,
             workloadStats: scope.workloadStats)
         let session = TCPProxySession(

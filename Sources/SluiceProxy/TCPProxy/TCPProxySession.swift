@@ -11,8 +11,10 @@ struct TCPProxyRoute: Sendable {
 /// Where a connection came from, for stats and upstream socket creation.
 struct DownstreamOrigin: Sendable {
     let metadata: ConnectionMetadata
-    /// The address the connection was accepted on (before original-destination restoration).
-    let acceptedAddress: SocketEndpoint
+    /// The address the connection was accepted on (before original-destination restoration);
+    /// nil when it was delivered to the listener transparently (eBPF `bpf_sk_assign`, TPROXY),
+    /// which keeps the original destination as local address and so can never be a loop.
+    let acceptedAddress: SocketEndpoint?
     let socketFactory: SocketFactory
     let workloadStats: WorkloadStats?
 }

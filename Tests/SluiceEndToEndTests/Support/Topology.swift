@@ -2,12 +2,16 @@ import Foundation
 
 /// A private network built for one test: a bridge namespace and host namespaces attached to
 /// it by veth pairs created directly inside those namespaces (the host's own network is never
-/// touched). Addresses: 10.77.0.x/24 and fd77::x/64. Everything is removed by `teardown`.
+/// touched). Addresses: 10.77.0.x/24 and fd77::x/64. Every namespace also gets its own cgroup
+/// v2 directory, and the processes started "in" a namespace run in its cgroup too (the eBPF
+/// capture mode hooks cgroups). Everything is removed by `teardown`.
 final class Topology: @unchecked Sendable {
     struct Host {
         let namespace: String
         let ipv4: String
         let ipv6: String
+        /// The cgroup v2 directory this host's processes run in (nil without cgroup v2).
+        let cgroup: String?
         var netnsPath: String { "/run/netns/\(namespace)" }
     }
 
@@ -15,6 +19,8 @@ final class Topology: @unchecked Sendable {
     let directory: URL
     private(set) var namespaces: [String] = []
     private(set) var processes: [BackgroundProcess] = []
+    /// Namespace → the cgroup its processes run in.
+    private(set) var cgroups: [String: String] = [:]
     private var nextAddress = 10
     private let bridge: String
 
@@ -41,7 +47,29 @@ final class Topology: @unchecked Sendable {
         try Shell.check(["ip", "netns", "add", name])
         namespaces.append(name)
         try Shell.check(["ip", "-n", name, "link", "set", "lo", "up"])
+        if let root = Self.cgroupRoot {
+            let path = "\(root)/\(prefix)/\(name)"
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            cgroups[name] = path
+        }
         return name
+    }
+
+    /// Where cgroup v2 is mounted (`/sys/fs/cgroup`, or `/sys/fs/cgroup/unified` on hybrid
+    /// systems), from /proc/mounts.
+    static let cgroupRoot: String? = {
+        let mounts = (try? String(contentsOfFile: "/proc/mounts", encoding: .utf8)) ?? ""
+        return mounts.split(separator: "\n").map { $0.split(separator: " ") }
+            .first { $0.count > 2 && $0[2] == "cgroup2" }.map { String($0[1]) }
+    }()
+
+    /// `arguments` run inside `namespace` and, when it has one, its cgroup. `nsenter --net`
+    /// rather than `ip netns exec`, which remounts /sys and so hides the cgroup file system
+    /// from the agent.
+    func command(in namespace: String, _ arguments: [String]) -> [String] {
+        let enter = ["nsenter", "--net=/run/netns/\(namespace)", "--"] + arguments
+        guard let cgroup = cgroups[namespace] else { return enter }
+        return ["sh", "-c", "echo $$ > \"$0/cgroup.procs\" && exec \"$@\"", cgroup] + enter
     }
 
     /// A host attached to the bridge, with IPv4 and IPv6 addresses.
@@ -56,13 +84,13 @@ final class Topology: @unchecked Sendable {
         try Shell.check(["ip", "-n", name, "addr", "add", "10.77.0.\(index)/24", "dev", "eth0"])
         try Shell.check(["ip", "-n", name, "addr", "add", "fd77::\(index)/64", "dev", "eth0", "nodad"])
         try Shell.check(["ip", "-n", name, "link", "set", "eth0", "up"])
-        return Host(namespace: name, ipv4: "10.77.0.\(index)", ipv6: "fd77::\(index)")
+        return Host(namespace: name, ipv4: "10.77.0.\(index)", ipv6: "fd77::\(index)", cgroup: cgroups[name])
     }
 
     /// Starts `arguments` inside `namespace`, logging to this topology's directory.
     @discardableResult
     func spawn(_ name: String, in namespace: String, _ arguments: [String]) throws -> BackgroundProcess {
-        let process = try BackgroundProcess(["ip", "netns", "exec", namespace] + arguments, name: name, logDirectory: directory)
+        let process = try BackgroundProcess(command(in: namespace, arguments), name: name, logDirectory: directory)
         processes.append(process)
         return process
     }
@@ -70,11 +98,11 @@ final class Topology: @unchecked Sendable {
     /// Runs a command inside `namespace` and returns its stdout.
     @discardableResult
     func exec(_ namespace: String, _ arguments: [String], timeout: TimeInterval = 60) throws -> String {
-        try Shell.check(["ip", "netns", "exec", namespace] + arguments, timeout: timeout)
+        try Shell.check(command(in: namespace, arguments), timeout: timeout)
     }
 
     func execResult(_ namespace: String, _ arguments: [String], timeout: TimeInterval = 60) throws -> Shell.Output {
-        try Shell.run(["ip", "netns", "exec", namespace] + arguments, timeout: timeout)
+        try Shell.run(command(in: namespace, arguments), timeout: timeout)
     }
 
     /// Ends every process this topology started (by PID), then deletes its namespaces.
@@ -82,9 +110,18 @@ final class Topology: @unchecked Sendable {
         for process in processes.reversed() { process.stop() }
         for name in namespaces.reversed() { _ = try? Shell.run(["ip", "netns", "del", name]) }
         namespaces = []
+        for cgroup in cgroups.values { Self.removeCgroup(cgroup) }
+        if let root = Self.cgroupRoot, !cgroups.isEmpty { Self.removeCgroup("\(root)/\(prefix)") }
+        cgroups = [:]
         if ProcessInfo.processInfo.environment["SLUICE_KEEP_TEST_LOGS"] == nil {
             try? FileManager.default.removeItem(at: directory)
         }
+    }
+
+    /// rmdir once the processes ended by `teardown` have left (their exit is asynchronous).
+    private static func removeCgroup(_ path: String) {
+        let deadline = Date().addingTimeInterval(5)
+        while rmdir(path) != 0, errno == EBUSY, Date() < deadline { usleep(20_000) }
     }
 
     /// The logs of every process, for failure messages.

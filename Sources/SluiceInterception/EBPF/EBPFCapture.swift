@@ -1,0 +1,82 @@
+import Foundation
+import SluiceModel
+import Synchronization
+
+/// The eBPF capture mode. Outbound: `cgroup/connect4`/`connect6` on the workload's cgroup
+/// send TCP connects to the proxy's outbound listener on loopback, and `sockops` + `sk_msg`
+/// splice the two loopback sockets together through a SOCKHASH. Inbound: a tcx ingress program
+/// assigns new connections to the proxy's inbound listener (`bpf_sk_assign`). The proxy's
+/// cgroup gets `sockops` (to recognise its accepted sockets) and `cgroup/getsockopt` (to answer
+/// `SO_ORIGINAL_DST`). See bpf/sluice_capture.bpf.c.
+///
+/// The mode is stateful: programs and links live as descriptors in the agent process, one
+/// `EBPFWorkloadCapture` per workload, so one shared instance serves the whole agent.
+public final class EBPFCapture: CaptureMode {
+    /// The agent's instance (it holds every workload's links).
+    public static let shared = EBPFCapture()
+
+    public let name = CaptureModeName.ebpf
+    public var followsProxyProcesses: Bool { true }
+
+    /// Workload captures by namespace path.
+    private let workloads = Mutex<[String: EBPFWorkloadCapture]>([:])
+
+    public init() {}
+
+    public func install(_ target: CaptureTarget) throws {
+        try workloads.withLock { workloads in
+            if let existing = workloads[target.netnsPath] {
+                if existing.serves(target), existing.verify() == .installed {
+                    try wrap(target, "follow the proxy") { try existing.follow(proxyPIDs: target.proxyPIDs) }
+                    return
+                }
+                existing.detach()
+                workloads[target.netnsPath] = nil
+            }
+            workloads[target.netnsPath] = try wrap(target, "install") { try EBPFWorkloadCapture(target: target) }
+        }
+    }
+
+    public func remove(_ target: CaptureTarget) throws {
+        let existing = workloads.withLock { $0.removeValue(forKey: target.netnsPath) }
+        if let existing {
+            existing.detach()
+            return
+        }
+        // Nothing loaded by this process (e.g. after a restart: the kernel dropped the links
+        // with the old process), but the cgroup the agent created for the workload may remain.
+        guard target.options.cgroup == nil, let path = try? EBPFWorkloadCapture.agentCgroup(for: target.workloadID),
+              FileManager.default.fileExists(atPath: path)
+        else { return }
+        let root = try wrap(target, "remove") { try CgroupV2.mountPoint() }
+        for pid in CgroupV2.processes(in: path) { try? CgroupV2.move(pid, to: root) }
+        try wrap(target, "remove the agent's cgroup") { try CgroupV2.remove(path) }
+        try? CgroupV2.remove((path as NSString).deletingLastPathComponent)
+    }
+
+    public func verify(_ target: CaptureTarget) throws -> CaptureVerification {
+        let existing = workloads.withLock { $0[target.netnsPath] }
+        guard let existing else { return .absent }
+        guard existing.serves(target) else { return .drifted(["installed with other options"]) }
+        return existing.verify()
+    }
+
+    /// Counter values of a workload's programs (redirected connects, sockmap messages and
+    /// bytes, answered SO_ORIGINAL_DST, assigned inbound connections), by counter name.
+    public func counters(netnsPath: String) throws -> [String: UInt64] {
+        guard let existing = workloads.withLock({ $0[netnsPath] }) else { return [:] }
+        var result: [String: UInt64] = [:]
+        for (counter, value) in try existing.counters() { result["\(counter)"] = value }
+        return result
+    }
+
+    private func wrap<T>(_ target: CaptureTarget, _ step: String, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as CaptureError {
+            throw error
+        } catch {
+            throw CaptureError(netnsPath: target.netnsPath, step: "ebpf \(step)", detail: "\(error)")
+        }
+    }
+}

@@ -1,0 +1,221 @@
+import CBPF
+import Foundation
+import SluiceLinux
+import SluiceModel
+
+/// Everything the eBPF mode holds for one workload: its loaded programs, the links attaching
+/// them (cgroup hooks on the workload's and the proxies' cgroups, tcx on the workload's
+/// interfaces), and the cgroup the agent created for it, if any. Links are plain descriptors
+/// owned by the agent process: closing them, or the agent exiting, detaches them; nothing is
+/// pinned, so nothing outlives the agent.
+///
+/// Only touched under `EBPFCapture`'s lock.
+final class EBPFWorkloadCapture: @unchecked Sendable {
+    let target: CaptureTarget
+    let cgroupPath: String
+    /// The agent made `cgroupPath`; removal takes it away again.
+    let createdCgroup: Bool
+    /// Processes the agent moved into its cgroup, with the cgroup each came from.
+    private var movedProcesses: [Int32: String]
+    private var program: CaptureProgram?
+    private var workloadLinks: [CInt] = []
+    private var interfaceLinks: [String: CInt] = [:]
+    /// Proxy cgroup → sockops and getsockopt links on it.
+    private var proxyLinks: [String: [CInt]] = [:]
+
+    /// Attaches capture for `target`; on failure everything done so far is undone.
+    init(target: CaptureTarget) throws {
+        self.target = target
+        if let given = target.options.cgroup {
+            cgroupPath = try CgroupV2.resolve(given)
+            createdCgroup = false
+            movedProcesses = [:]
+        } else {
+            cgroupPath = try Self.agentCgroup(for: target.workloadID)
+            let existed = FileManager.default.fileExists(atPath: cgroupPath)
+            try CgroupV2.create(cgroupPath)
+            createdCgroup = true
+            movedProcesses = [:]
+            do {
+                try adoptNamespaceProcesses()
+            } catch {
+                if !existed { releaseCgroup() }
+                throw error
+            }
+        }
+        do {
+            try attachAll()
+        } catch {
+            detach()
+            throw error
+        }
+    }
+
+    /// Where the agent creates a workload's cgroup when the operator names none.
+    static func agentCgroup(for workloadID: String) throws -> String {
+        let safe = String(workloadID.map { $0.isLetter || $0.isNumber || "-_.".contains($0) ? $0 : "_" })
+        return try CgroupV2.mountPoint() + "/sluice.workloads/" + (safe.hasPrefix(".") ? "_" + safe : safe)
+    }
+
+    /// Whether this attachment serves `other` as it is (same namespace, options and cgroup).
+    func serves(_ other: CaptureTarget) -> Bool {
+        other.netnsPath == target.netnsPath && other.options == target.options && other.proxyMark == target.proxyMark
+            && other.workloadID == target.workloadID
+    }
+
+    /// Hooks the proxies' cgroups that are not hooked yet and unhooks those no proxy uses
+    /// any more. With no proxy known (the agent just started), existing hooks stay.
+    func follow(proxyPIDs: [Int32]) throws {
+        guard !proxyPIDs.isEmpty, let program else { return }
+        var wanted: Set<String> = []
+        for pid in proxyPIDs {
+            let cgroup = try CgroupV2.cgroup(ofProcess: pid)
+            guard !CgroupV2.isSameOrBelow(cgroup, cgroupPath) else {
+                throw EBPFError(
+                    "the proxy (pid \(pid)) runs in the workload's cgroup \(cgroup): its own connections would be "
+                        + "captured; run the proxy in a cgroup outside \(cgroupPath)")
+            }
+            wanted.insert(cgroup)
+        }
+        for (cgroup, links) in proxyLinks where !wanted.contains(cgroup) {
+            links.forEach { _ = Glibc.close($0) }
+            proxyLinks[cgroup] = nil
+        }
+        for cgroup in wanted.sorted() where proxyLinks[cgroup] == nil {
+            var links: [CInt] = []
+            do {
+                links.append(try link(program, "sluice_sockops", to: cgroup, hook: SLUICE_HOOK_SOCK_OPS))
+                links.append(try link(program, "sluice_getsockopt", to: cgroup, hook: SLUICE_HOOK_GETSOCKOPT))
+            } catch {
+                links.forEach { _ = Glibc.close($0) }
+                throw error
+            }
+            proxyLinks[cgroup] = links
+        }
+    }
+
+    /// Whether every link is still attached and the cgroup still exists.
+    func verify() -> CaptureVerification {
+        var problems: [String] = []
+        if !FileManager.default.fileExists(atPath: cgroupPath) { problems.append("cgroup \(cgroupPath) is gone") }
+        if program == nil { problems.append("programs are not loaded") }
+        let links = workloadLinks + interfaceLinks.values + proxyLinks.values.flatMap { $0 }
+        var linkID: UInt32 = 0
+        var programID: UInt32 = 0
+        for fd in links where sluice_bpf_link_ids(fd, &linkID, &programID) != 0 {
+            problems.append("link descriptor \(fd) is no longer valid")
+        }
+        if workloadLinks.count != 3 { problems.append("\(workloadLinks.count) of 3 workload cgroup hooks attached") }
+        return problems.isEmpty ? .installed : .drifted(problems)
+    }
+
+    /// Detaches every link, unloads the programs and maps, and gives back the cgroup the
+    /// agent created (its processes return to where they came from).
+    func detach() {
+        for fd in workloadLinks + interfaceLinks.values + proxyLinks.values.flatMap({ $0 }) { _ = Glibc.close(fd) }
+        workloadLinks = []
+        interfaceLinks = [:]
+        proxyLinks = [:]
+        program?.close()
+        program = nil
+        if createdCgroup { releaseCgroup() }
+    }
+
+    /// Counter values of the loaded programs.
+    func counters() throws -> [CaptureProgram.Counter: UInt64] {
+        guard let program else { return [:] }
+        return try program.counters()
+    }
+
+    // MARK: Attaching
+
+    private func attachAll() throws {
+        let program = try CaptureProgram(name: "sluice")
+        self.program = program
+        let options = target.options
+        try program.configure(
+            outboundPort: options.outboundPort, inboundPort: options.inboundPort, proxyMark: target.proxyMark,
+            markMask: CaptureDefaults.markMask)
+        for port in Set(options.excludePorts) { try program.excludePort(port) }
+        for range in options.excludeCIDRs { try program.excludeRange(range) }
+        // Connections to the workload's own addresses stay on lo, as in the iptables mode.
+        let namespace: NetworkNamespace
+        do {
+            namespace = try NetworkNamespace(path: target.netnsPath)
+        } catch {
+            throw EBPFError("\(error)")
+        }
+        for address in (try? namespace.interfaceAddresses()) ?? [] {
+            if let range = CIDRRange(address) { try program.excludeRange(range) }
+        }
+        try program.attachMessageRedirect()
+        // The proxy side first: by the time the first connect is redirected, the proxy's
+        // accepted socket is recognised.
+        try follow(proxyPIDs: target.proxyPIDs)
+        workloadLinks.append(try link(program, "sluice_sockops", to: cgroupPath, hook: SLUICE_HOOK_SOCK_OPS))
+        try attachInbound(program, in: namespace)
+        workloadLinks.append(try link(program, "sluice_connect4", to: cgroupPath, hook: SLUICE_HOOK_CONNECT4))
+        workloadLinks.append(try link(program, "sluice_connect6", to: cgroupPath, hook: SLUICE_HOOK_CONNECT6))
+    }
+
+    private func link(_ program: CaptureProgram, _ name: String, to cgroup: String, hook: sluice_cgroup_hook) throws -> CInt {
+        let programFD = try program.programDescriptor(name)
+        let cgroupFD = open(cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard cgroupFD >= 0 else { throw EBPFError("cannot open cgroup \(cgroup): \(String(cString: strerror(errno)))") }
+        defer { _ = Glibc.close(cgroupFD) }
+        let fd = sluice_bpf_link_cgroup(programFD, cgroupFD, hook)
+        guard fd >= 0 else { throw EBPFError("attaching \(name) to cgroup \(cgroup): \(String(cString: strerror(-fd)))") }
+        return fd
+    }
+
+    /// tcx ingress links on every interface of the workload's namespace but lo. tcx resolves
+    /// the interface index in the calling thread's namespace, so this runs inside it.
+    private func attachInbound(_ program: CaptureProgram, in namespace: NetworkNamespace) throws {
+        let programFD = try program.programDescriptor("sluice_inbound")
+        let result: Result<[String: CInt], EBPFError> = try namespace.perform {
+            var links: [String: CInt] = [:]
+            guard let list = if_nameindex() else { return .success(links) }
+            defer { if_freenameindex(list) }
+            var entry = list
+            while entry.pointee.if_index != 0 {
+                let name = String(cString: entry.pointee.if_name)
+                let index = entry.pointee.if_index
+                entry += 1
+                if name == "lo" { continue }
+                let fd = sluice_bpf_link_tcx_ingress(programFD, Int32(index))
+                guard fd >= 0 else {
+                    links.values.forEach { _ = Glibc.close($0) }
+                    return .failure(EBPFError("attaching sluice_inbound to tcx ingress of \(name): \(String(cString: strerror(-fd)))"))
+                }
+                links[name] = fd
+            }
+            return .success(links)
+        }
+        interfaceLinks = try result.get()
+    }
+
+    // MARK: The agent's cgroup
+
+    /// Moves the processes already running in the workload's namespace into its cgroup.
+    private func adoptNamespaceProcesses() throws {
+        for pid in CgroupV2.processes(inNetworkNamespace: target.netnsPath) {
+            guard let origin = try? CgroupV2.cgroup(ofProcess: pid), origin != cgroupPath else { continue }
+            try CgroupV2.move(pid, to: cgroupPath)
+            movedProcesses[pid] = origin
+        }
+    }
+
+    /// Sends the cgroup's processes back where they came from (the hierarchy's root for
+    /// those whose origin this agent does not know, e.g. after a restart) and removes it.
+    private func releaseCgroup() {
+        guard let root = try? CgroupV2.mountPoint() else { return }
+        for pid in CgroupV2.processes(in: cgroupPath) {
+            let origin = movedProcesses[pid].flatMap { FileManager.default.fileExists(atPath: $0) ? $0 : nil } ?? root
+            try? CgroupV2.move(pid, to: origin)
+        }
+        movedProcesses = [:]
+        try? CgroupV2.remove(cgroupPath)
+        // The shared parent goes too once no workload uses it.
+        try? CgroupV2.remove((cgroupPath as NSString).deletingLastPathComponent)
+    }
+}
