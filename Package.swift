@@ -27,6 +27,7 @@ let package = Package(
     ],
     targets: [
         .target(name: "CSluiceLinux"),
+        .systemLibrary(name: "CNetlink", pkgConfig: "libnftnl", providers: [.apt(["libnftnl-dev", "libmnl-dev"])]),
         .target(name: "SluiceLinux", dependencies: ["CSluiceLinux"], swiftSettings: swiftSettings),
         .target(name: "SluiceModel", swiftSettings: swiftSettings),
         .target(
@@ -59,7 +60,7 @@ let package = Package(
         .target(
             name: "SluiceInterception",
             dependencies: [
-                "SluiceModel", "SluiceLinux",
+                "SluiceModel", "SluiceLinux", "CNetlink",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
