@@ -32,6 +32,7 @@ let package = Package(
         .plugin(name: "BPFObjectBuilder", capability: .buildTool()),
         // bpf/sluice_capture.bpf.c, compiled by the build for the running kernel and embedded.
         .target(name: "SluiceBPFPrograms", plugins: ["BPFObjectBuilder"]),
+        .systemLibrary(name: "CNetlink", pkgConfig: "libnftnl", providers: [.apt(["libnftnl-dev", "libmnl-dev"])]),
         .target(name: "SluiceLinux", dependencies: ["CSluiceLinux"], swiftSettings: swiftSettings),
         .target(name: "SluiceModel", swiftSettings: swiftSettings),
         .target(
@@ -64,7 +65,7 @@ let package = Package(
         .target(
             name: "SluiceInterception",
             dependencies: [
-                "SluiceModel", "SluiceLinux", "CSluiceLinux", "CBPF", "SluiceBPFPrograms",
+                "SluiceModel", "SluiceLinux", "CSluiceLinux", "CNetlink", "CBPF", "SluiceBPFPrograms",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

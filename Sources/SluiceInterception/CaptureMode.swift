@@ -55,10 +55,26 @@ public protocol CaptureMode: Sendable {
     /// Whether the capture hooks the proxy's processes, so `install` must run again (it is
     /// idempotent) whenever a proxy connects.
     var followsProxyProcesses: Bool { get }
+    /// Per-rule packet and byte counts, for modes whose rules count.
+    func counters(_ target: CaptureTarget) throws -> [CaptureCounter]
 }
 
 extension CaptureMode {
+    public func counters(_ target: CaptureTarget) throws -> [CaptureCounter] { [] }
     public var followsProxyProcesses: Bool { false }
+}
+
+/// How much traffic one capture rule has matched.
+public struct CaptureCounter: Codable, Equatable, Sendable {
+    public var rule: String
+    public var packets: UInt64
+    public var bytes: UInt64
+
+    public init(rule: String, packets: UInt64, bytes: UInt64) {
+        self.rule = rule
+        self.packets = packets
+        self.bytes = bytes
+    }
 }
 
 /// The capture modes this build implements.
@@ -67,6 +83,7 @@ public enum CaptureModes {
         switch name {
         case .iptables: return IPTablesCapture()
         case .ebpf: return EBPFCapture.shared
+        case .nftables: return NFTablesCapture()
         }
     }
 }

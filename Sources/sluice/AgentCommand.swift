@@ -27,10 +27,7 @@ struct AgentOptions: ParsableArguments {
             socketPath: socketPath,
             stateDirectory: URL(fileURLWithPath: override ?? stateDir),
             captureMode: { name in
-                switch name {
-                case .iptables: return IPTablesCapture(backend: backend)
-                case .ebpf: return EBPFCapture.shared
-                }
+                name == .iptables ? IPTablesCapture(backend: backend) : CaptureModes.make(name)
             })
     }
 }

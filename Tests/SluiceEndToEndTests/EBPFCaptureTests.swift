@@ -137,7 +137,7 @@ import Testing
             try sluice.startUp()
             try sluice.startServer(on: app, port: 9000)
             let server = try #require(topology.processes.last)
-            try sluice.enroll(app, ["--mode", "ebpf"])  // no --cgroup: the agent creates one
+            try sluice.cli(["enroll", "--netns", app.namespace, "--mode", "ebpf"])  // no --cgroup: the agent creates one
 
             let created = "\(Topology.cgroupRoot!)/sluice.workloads/\(app.namespace)"
             #expect(FileManager.default.fileExists(atPath: created))
@@ -223,7 +223,7 @@ import Testing
             let app = try topology.addHost("app")
             let sluice = try SluiceUnderTest(topology: topology)
             try sluice.startUp()
-            try sluice.enroll(app, ["--mode", "ebpf"])
+            try sluice.cli(["enroll", "--netns", app.namespace, "--mode", "ebpf"])
             let created = "\(Topology.cgroupRoot!)/sluice.workloads/\(app.namespace)"
             #expect(FileManager.default.fileExists(atPath: created))
             sluice.proxy?.stop(signal: SIGTERM)
@@ -278,8 +278,8 @@ import Testing
 extension SluiceUnderTest {
     /// Enrolls `host` in the ebpf mode with the cgroup its processes run in.
     func enrollEBPF(_ host: Topology.Host, _ extra: [String] = []) throws {
-        let cgroup = try #require(host.cgroup, "host \(host.namespace) has no cgroup")
-        try enroll(host, ["--mode", "ebpf", "--cgroup", cgroup] + extra)
+        try #require(host.cgroup != nil, "host \(host.namespace) has no cgroup")
+        try enroll(host, ["--mode", "ebpf"] + extra)
     }
 }
 

@@ -61,13 +61,24 @@ public final class EBPFCapture: CaptureMode {
         return existing.verify()
     }
 
-    /// Counter values of a workload's programs (redirected connects, sockmap messages and
-    /// bytes, answered SO_ORIGINAL_DST, assigned inbound connections), by counter name.
-    public func counters(netnsPath: String) throws -> [String: UInt64] {
-        guard let existing = workloads.withLock({ $0[netnsPath] }) else { return [:] }
-        var result: [String: UInt64] = [:]
-        for (counter, value) in try existing.counters() { result["\(counter)"] = value }
-        return result
+    /// The programs' counters: redirected and bypassed connects, SOCKHASH insertions, sk_msg
+    /// redirects (messages and bytes), answered SO_ORIGINAL_DST, assigned inbound connections.
+    /// "packets" counts events.
+    public func counters(_ target: CaptureTarget) throws -> [CaptureCounter] {
+        guard let existing = workloads.withLock({ $0[target.netnsPath] }) else { return [] }
+        let values = try existing.counters()
+        func value(_ counter: CaptureProgram.Counter) -> UInt64 { values[counter] ?? 0 }
+        return [
+            CaptureCounter(rule: "cgroup/connect: redirected to the proxy", packets: value(.connectRedirected), bytes: 0),
+            CaptureCounter(rule: "cgroup/connect: excluded, left direct", packets: value(.connectBypassed), bytes: 0),
+            CaptureCounter(rule: "sockops: sockets put in the SOCKHASH", packets: value(.sockhashInserted), bytes: 0),
+            CaptureCounter(
+                rule: "sk_msg: messages redirected past the TCP stack", packets: value(.messagesRedirected),
+                bytes: value(.bytesRedirected)),
+            CaptureCounter(rule: "cgroup/getsockopt: SO_ORIGINAL_DST answered", packets: value(.originalDestinationAnswered), bytes: 0),
+            CaptureCounter(rule: "tc ingress: connections assigned to the proxy", packets: value(.inboundAssigned), bytes: 0),
+            CaptureCounter(rule: "tc ingress: dropped, proxy not listening", packets: value(.inboundNoListener), bytes: 0),
+        ]
     }
 
     private func wrap<T>(_ target: CaptureTarget, _ step: String, _ body: () throws -> T) throws -> T {

@@ -246,7 +246,19 @@ public final class NodeAgent: Sendable {
     }
 
     func list() -> ControlResult {
-        result(error: nil, only: nil)
+        // After a proxy's replay, not in the middle of it: "proxy connected" then means served.
+        operations.withLock { listLocked() }
+    }
+
+    private func listLocked() -> ControlResult {
+        var listing = result(error: nil, only: nil)
+        var counters: [String: [CaptureCounter]] = [:]
+        for record in listing.workloads {
+            let values = (try? configuration.captureMode(record.mode).counters(record.captureTarget)) ?? []
+            if !values.isEmpty { counters[record.identity.id] = values }
+        }
+        listing.counters = counters.isEmpty ? nil : counters
+        return listing
     }
 
     private func result(error: String?, only id: String?) -> ControlResult {

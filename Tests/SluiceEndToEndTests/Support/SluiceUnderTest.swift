@@ -128,8 +128,13 @@ final class SluiceUnderTest: @unchecked Sendable {
         try Shell.check([Self.binary] + arguments + ["--socket", socketPath])
     }
 
+    /// `sluice enroll`; in the ebpf mode with the cgroup the host's processes run in, unless
+    /// `extra` names one.
     func enroll(_ host: Topology.Host, _ extra: [String] = []) throws {
-        try cli(["enroll", "--netns", host.namespace] + extra)
+        var arguments = extra
+        let ebpf = zip(extra, extra.dropFirst()).contains { $0 == "--mode" && $1 == "ebpf" }
+        if ebpf, !extra.contains("--cgroup"), let cgroup = host.cgroup { arguments += ["--cgroup", cgroup] }
+        try cli(["enroll", "--netns", host.namespace] + arguments)
     }
 
     func unenroll(_ host: Topology.Host) throws {
