@@ -34,17 +34,17 @@ struct CaptureModeUnderTest: Sendable, CustomTestStringConvertible {
             // a link comes up; they are the kernel's, not a capture mode's.
             try topology.exec(host.namespace, ["ip", "route", "show", "table", "all"])
                 .split(separator: "\n").filter { !$0.contains("fe80::") }.joined(separator: "\n"),
-            try bpfFootprint(host),
+            try bpfFootprint(topology, host),
         ].joined(separator: "\n---\n")
     }
 
-    /// Sluice's BPF programs, maps and links (by name and count: ids change on reload) and the
-    /// programs attached to the host's cgroup, where bpftool can tell.
-    static func bpfFootprint(_ host: Topology.Host) throws -> String {
+    /// The topology's Sluice BPF programs, maps and links (by name and count: ids change on
+    /// reload) and the programs attached to the host's cgroup, where bpftool is installed.
+    static func bpfFootprint(_ topology: Topology, _ host: Topology.Host) throws -> String {
         guard (try? Shell.run(["which", "bpftool"]).status) == 0 else { return "" }
-        let inventory = try BPFInventory.current()
-        var lines = inventory.programs.sorted().map { "program \($0)" } + inventory.maps.sorted().map { "map \($0)" }
-        lines.append("links \(inventory.links)")
+        let inventory = try BPFInventory.current(topology)
+        var lines = inventory.programNames.map { "program \($0)" } + inventory.maps.values.sorted().map { "map \($0)" }
+        lines.append("links \(inventory.links.count)")
         if let cgroup = host.cgroup {
             let attached = try Shell.check(["bpftool", "-j", "cgroup", "show", cgroup])
             let entries = (try? JSONSerialization.jsonObject(with: Data(attached.utf8))) as? [[String: Any]] ?? []

@@ -9,8 +9,6 @@ import Testing
         try #require(FileManager.default.isExecutableFile(atPath: SluiceUnderTest.binary), "build sluice first: \(SluiceUnderTest.binary)")
         try #require(Topology.cgroupRoot != nil, "the ebpf mode needs a cgroup v2 hierarchy (none in /proc/mounts)")
         try #require(Shell.run(["which", "bpftool"]).status == 0, "the ebpf tests inspect the kernel with bpftool (Debian package bpftool)")
-        let loaded = try BPFInventory.current()
-        try #require(loaded.isEmpty, "Sluice BPF programs from another run are loaded: \(loaded)")
     }
 
     @Test func outboundUsesTheSockmapAndTheGetsockoptHook() throws {
@@ -33,14 +31,14 @@ import Testing
             let stats = try sluice.stats()
             #expect(stats["sluice.workload.\(app.namespace).outbound_cx_total"] == 3)
             #expect(stats["cluster.passthrough.upstream_cx_total"] == 3)
-            let counters = try BPFInventory.counters()
+            let (counters, bytes) = try sluice.ebpfCounters(app)
             // The proxy's own upstream connects are never re-captured: one redirect per app connect.
             #expect(counters[.connectRedirected] == 3, "\(counters)")
             #expect(counters[.originalDestinationAnswered] == 3, "SO_ORIGINAL_DST came from the getsockopt hook: \(counters)")
             #expect(counters[.sockhashInserted] == 6, "both ends of each of the 3 connections are in the SOCKHASH: \(counters)")
-            #expect((counters[.bytesRedirected] ?? 0) >= 2_000_000, "app ⇄ proxy bytes went through sk_msg: \(counters)")
-            let inventory = try BPFInventory.current()
-            #expect(inventory.programs.sorted() == BPFInventory.programNames, "\(inventory)")
+            #expect(bytes >= 2_000_000, "app ⇄ proxy bytes went through sk_msg: \(bytes) bytes, \(counters)")
+            let inventory = try BPFInventory.current(topology)
+            #expect(inventory.programNames == BPFInventory.programNames, "\(inventory)")
         }
     }
 
@@ -60,7 +58,7 @@ import Testing
             let inboundV6 = try sluice.client(from: outside, to: "[\(b.ipv6)]:9000", "WHO")
             #expect(inboundV6.contains("local=[\(b.ipv6)]:9000"), "\(inboundV6)")
             #expect(try sluice.stat("sluice.workload.\(b.namespace).inbound_cx_total") == 2)
-            let counters = try BPFInventory.counters()
+            let counters = try sluice.ebpfCounters(b).events
             #expect(counters[.inboundAssigned] == 2, "\(counters)")
             #expect(counters[.originalDestinationAnswered] == 2, "\(counters)")
 
@@ -112,16 +110,18 @@ import Testing
             let rulesBefore = try topology.exec(app.namespace, ["nft", "list", "ruleset"])
             try sluice.enrollEBPF(app)
             try sluice.enrollEBPF(app)  // idempotent
-            let inventory = try BPFInventory.current()
-            #expect(inventory.programs.sorted() == BPFInventory.programNames, "one copy of each program: \(inventory)")
+            let inventory = try BPFInventory.current(topology)
+            #expect(inventory.programNames == BPFInventory.programNames, "one copy of each program: \(inventory)")
             // connect4, connect6 and sockops on the workload's cgroup, sockops and getsockopt on
             // the proxy's, tcx on eth0 (sk_msg hangs on the SOCKHASH, not on a link).
-            #expect(inventory.links == 6, "\(inventory)")
+            #expect(inventory.links.count == 6, "\(inventory)")
+            // Seven declared maps plus the object's .rodata.
+            #expect(inventory.maps.count == 8, "\(inventory)")
             _ = try sluice.client(from: app, to: "\(server.ipv4):8080", "WHO")
             #expect(try sluice.stat("sluice.workload.\(app.namespace).downstream_cx_total") == 1)
 
             try sluice.unenroll(app)
-            try eventually("no Sluice program, map or link is left") { try BPFInventory.current().isEmpty }
+            try eventually("no Sluice program, map or link is left: \(inventory.leftovers)") { try inventory.remaining().isEmpty }
             #expect(try topology.exec(app.namespace, ["nft", "list", "ruleset"]) == rulesBefore)
             let reply = try sluice.client(from: app, to: "\(server.ipv4):8080", "WHO")
             #expect(reply.hasPrefix("peer=\(app.ipv4):"))
@@ -146,13 +146,15 @@ import Testing
             let inbound = try sluice.client(from: outside, to: "\(app.ipv4):9000", "WHO")
             #expect(inbound.contains("local=\(app.ipv4):9000"))
             #expect(try sluice.stat("sluice.workload.\(app.namespace).inbound_cx_total") == 1)
+            let inventory = try BPFInventory.current(topology)
+            #expect(inventory.programNames == BPFInventory.programNames, "\(inventory)")
 
             try sluice.unenroll(app)
             #expect(!FileManager.default.fileExists(atPath: created), "the agent's cgroup is gone")
             #expect(!FileManager.default.fileExists(atPath: "\(Topology.cgroupRoot!)/sluice.workloads"))
             let back = try String(contentsOfFile: "/proc/\(server.pid)/cgroup", encoding: .utf8)
             #expect(back.contains("/\(topology.prefix)/\(app.namespace)"), "the process is back in its own cgroup: \(back)")
-            try eventually("no Sluice program, map or link is left") { try BPFInventory.current().isEmpty }
+            try eventually("no Sluice program, map or link is left: \(inventory.leftovers)") { try inventory.remaining().isEmpty }
         }
     }
 
@@ -168,22 +170,27 @@ import Testing
             _ = try sluice.client(from: app, to: "\(server.ipv4):8080", "WHO")
             #expect(try sluice.stat("sluice.workload.\(app.namespace).outbound_cx_total") == 1)
 
+            let before = try BPFInventory.current(topology)
+            #expect(before.links.count == 6, "\(before)")
             sluice.agent?.stop(signal: SIGKILL)
-            try eventually("the kernel dropped every program, map and link with the agent") { try BPFInventory.current().isEmpty }
+            try eventually("the kernel dropped every program, map and link with the agent: \(before.leftovers)") {
+                try before.remaining().isEmpty
+            }
 
             try sluice.startAgent()
             try eventually("the restarted agent reinstalled capture and re-hooked the proxy") {
-                try BPFInventory.current().links == 6
+                try sluice.cli(["workloads"]).contains("proxy: connected") && BPFInventory.current(topology).links.count == 6
             }
             let reply = try sluice.client(from: app, to: "\(server.ipv4):8080", "WHO")
             #expect(reply.hasPrefix("peer=\(app.ipv4):"))
             #expect(try sluice.stat("sluice.workload.\(app.namespace).outbound_cx_total") == 2)
-            #expect(try BPFInventory.counters()[.originalDestinationAnswered] == 1)
+            #expect(try sluice.ebpfCounters(app).events[.originalDestinationAnswered] == 1)
             let listing = try sluice.cli(["workloads"])
             #expect(listing.contains("ebpf") && listing.contains("captured"), "\(listing)")
 
+            let reloaded = try BPFInventory.current(topology)
             sluice.agent?.stop(signal: SIGTERM)
-            try eventually("a stopping agent leaves nothing loaded") { try BPFInventory.current().isEmpty }
+            try eventually("a stopping agent leaves nothing loaded: \(reloaded.leftovers)") { try reloaded.remaining().isEmpty }
         }
     }
 
@@ -202,19 +209,20 @@ import Testing
 
             try sluice.enrollEBPF(app)
             #expect(try !sluice.natRules(app).contains("SLUICE"), "iptables rules removed when switching to ebpf")
-            #expect(try BPFInventory.current().programs.sorted() == BPFInventory.programNames)
+            let inventory = try BPFInventory.current(topology)
+            #expect(inventory.programNames == BPFInventory.programNames)
             _ = try sluice.client(from: app, to: "\(server.ipv4):8080", "WHO")
-            #expect(try BPFInventory.counters()[.connectRedirected] == 1)
+            #expect(try sluice.ebpfCounters(app).events[.connectRedirected] == 1)
 
             try sluice.enroll(app)  // back to iptables
-            try eventually("ebpf objects removed when switching back") { try BPFInventory.current().isEmpty }
+            try eventually("ebpf objects removed when switching back: \(inventory.leftovers)") { try inventory.remaining().isEmpty }
             #expect(try sluice.natRules(app).contains("SLUICE_OUTPUT"))
             _ = try sluice.client(from: app, to: "\(server.ipv4):8080", "WHO")
             #expect(try sluice.stat(counter) == 3)
 
             try sluice.unenroll(app)
             #expect(try topology.exec(app.namespace, ["nft", "list", "ruleset"]).isEmpty)
-            #expect(try BPFInventory.current().isEmpty)
+            #expect(try BPFInventory.current(topology).isEmpty)
         }
     }
 
@@ -226,9 +234,11 @@ import Testing
             try sluice.cli(["enroll", "--netns", app.namespace, "--mode", "ebpf"])
             let created = "\(Topology.cgroupRoot!)/sluice.workloads/\(app.namespace)"
             #expect(FileManager.default.fileExists(atPath: created))
+            let inventory = try BPFInventory.current(topology)
+            #expect(inventory.programNames == BPFInventory.programNames, "\(inventory)")
             sluice.proxy?.stop(signal: SIGTERM)
             #expect(sluice.proxy?.process.terminationStatus == 0)
-            try eventually("nothing loaded") { try BPFInventory.current().isEmpty }
+            try eventually("nothing loaded: \(inventory.leftovers)") { try inventory.remaining().isEmpty }
             #expect(!FileManager.default.fileExists(atPath: created))
         }
     }
@@ -249,28 +259,49 @@ import Testing
             let loop = try Shell.run([SluiceUnderTest.binary, "enroll", "--netns", app.namespace, "--mode", "ebpf",
                                       "--cgroup", node, "--socket", sluice.socketPath])
             #expect(loop.status != 0 && loop.stderr.contains("runs in the workload's cgroup"), "\(loop.stderr)")
-            #expect(try BPFInventory.current().isEmpty)
+            #expect(try BPFInventory.current(topology).isEmpty)
         }
     }
 
-    /// Not a benchmark (no assertion on timing): one quick figure of request/response rounds per
-    /// second through the proxy, ebpf vs iptables, on the same topology.
-    @Test func requestResponseRateEBPFVersusIPTables() throws {
+    /// Not a benchmark (no assertion on timing): one quick figure of HTTP keep-alive requests
+    /// per second (wrk → nginx) through the proxy, ebpf vs iptables, on the same topology.
+    @Test func requestRateEBPFVersusIPTables() throws {
+        guard try Shell.run(["which", "wrk"]).status == 0, try Shell.run(["which", "nginx"]).status == 0 else {
+            print("requestRateEBPFVersusIPTables: skipped: needs wrk and nginx (Debian packages wrk, nginx-light)")
+            return
+        }
         try withTopology("ebpf-rate") { topology in
             let app = try topology.addHost("app")
             let server = try topology.addHost("srv")
             let sluice = try SluiceUnderTest(topology: topology)
             try sluice.startUp()
-            try sluice.startServer(on: server, port: 8080)
-            var rates: [String: String] = [:]
+            let work = topology.directory.path
+            let conf = "\(work)/nginx.conf"
+            try """
+                daemon off; worker_processes 1; pid \(work)/nginx.pid; error_log \(work)/nginx-error.log;
+                events { worker_connections 1024; }
+                http { access_log off; keepalive_requests 1000000;
+                  server { listen 8080; location / { default_type text/plain; return 200 "0123456789abcdef"; } } }
+                """.write(toFile: conf, atomically: true, encoding: .utf8)
+            try topology.spawn("nginx", in: server.namespace, ["nginx", "-c", conf])
+            let url = "http://\(server.ipv4):8080/"
+            try eventually("nginx answers") { try topology.exec(app.namespace, ["curl", "-sf", url]) == "0123456789abcdef" }
+            var rates: [String: [String]] = [:]
             for mode in ["iptables", "ebpf", "iptables", "ebpf"] {
-                if mode == "ebpf" { try sluice.enrollEBPF(app) } else { try sluice.enroll(app) }
-                let output = try sluice.client(from: app, to: "\(server.ipv4):8080", "RR", ["--bytes", "64", "--seconds", "3"])
-                #expect(output.hasPrefix("rr "), "\(output)")
-                rates[mode, default: ""] += output.trimmingCharacters(in: .whitespacesAndNewlines) + "  "
+                try sluice.enroll(app, ["--mode", mode])
+                let output = try topology.exec(app.namespace, ["wrk", "-t1", "-c4", "-d3s", url])
+                let rate = output.split(separator: "\n").first { $0.hasPrefix("Requests/sec:") }
+                    .map { $0.dropFirst("Requests/sec:".count).trimmingCharacters(in: .whitespaces) }
+                #expect(rate != nil, "\(output)")
+                rates[mode, default: []].append(rate ?? "?")
             }
+            #expect(try sluice.stat("sluice.workload.\(app.namespace).outbound_cx_total") >= 16, "wrk went through the proxy")
             try sluice.unenroll(app)
-            print("request/response through the proxy (64 B, 1 connection, 3 s):\n  iptables: \(rates["iptables"]!)\n  ebpf:     \(rates["ebpf"]!)")
+            print("""
+                requests/s through the proxy (wrk -t1 -c4 -d3s, nginx 16-byte body, 2 rounds each):
+                  iptables: \(rates["iptables"]!.joined(separator: ", "))
+                  ebpf:     \(rates["ebpf"]!.joined(separator: ", "))
+                """)
         }
     }
 }
@@ -283,50 +314,97 @@ extension SluiceUnderTest {
     }
 }
 
-/// Sluice's BPF objects as the kernel lists them (bpftool), and the capture counters.
+/// Sluice's BPF objects that belong to one topology, as the kernel lists them (bpftool): the
+/// programs linked to its cgroups, the programs sharing their maps (the tcx one), their maps and
+/// links. Scoped, so tests of other suites or checkouts loading their own copies concurrently
+/// do not count.
 struct BPFInventory: CustomStringConvertible {
     /// The programs one enrolled workload loads.
     static let programNames = [
         "sluice_connect4", "sluice_connect6", "sluice_getsockopt", "sluice_inbound", "sluice_sk_msg", "sluice_sockops",
     ]
 
-    /// Slots of the `sluice_counters` map (enum counter in bpf/sluice_capture.bpf.c).
-    enum Counter: Int {
-        case connectRedirected, connectBypassed, sockhashInserted, messagesRedirected, bytesRedirected
-        case originalDestinationAnswered, inboundAssigned, inboundNoListener
-    }
+    /// Program id → name.
+    var programs: [Int: String]
+    /// Map id → name.
+    var maps: [Int: String]
+    var links: Set<Int>
 
-    var programs: [String]
-    var maps: [String]
-    /// Links running one of our programs.
-    var links: Int
+    var isEmpty: Bool { programs.isEmpty && maps.isEmpty && links.isEmpty }
+    var programNames: [String] { programs.values.sorted() }
+    var description: String { "programs \(programNames), maps \(maps.values.sorted()), \(links.count) links" }
 
-    var isEmpty: Bool { programs.isEmpty && maps.isEmpty && links == 0 }
-    var description: String { "programs \(programs), maps \(maps), links \(links)" }
-
-    static func current() throws -> BPFInventory {
-        let programs = try list(["prog", "show"]).filter { ($0["name"] as? String)?.hasPrefix("sluice_") == true }
-        let ids = Set(programs.compactMap { $0["id"] as? Int })
-        let maps = try list(["map", "show"]).compactMap { $0["name"] as? String }.filter { $0.hasPrefix("sluice_") }
-        let links = try list(["link", "show"]).filter { ids.contains($0["prog_id"] as? Int ?? -1) }
-        return BPFInventory(programs: programs.compactMap { $0["name"] as? String }, maps: maps, links: links.count)
-    }
-
-    /// The counters of the one loaded capture object (tests enroll one ebpf workload when
-    /// they read them).
-    static func counters() throws -> [Counter: Int] {
-        var result: [Counter: Int] = [:]
-        for entry in try list(["map", "dump", "name", "sluice_counters"]) {
-            let pair = entry["formatted"] as? [String: Any] ?? entry
-            guard let key = pair["key"] as? Int, let counter = Counter(rawValue: key), let value = pair["value"] as? Int else { continue }
-            result[counter, default: 0] += value
+    static func current(_ topology: Topology) throws -> BPFInventory {
+        var cgroupIDs: Set<Int> = []
+        var directories = Array(topology.cgroups.values)
+        if let root = Topology.cgroupRoot {
+            directories += topology.namespaces.map { "\(root)/sluice.workloads/\($0)" }
         }
-        return result
+        for directory in directories {
+            var info = stat()
+            if stat(directory, &info) == 0 { cgroupIDs.insert(Int(info.st_ino)) }
+        }
+        let allLinks = try list(["link", "show"])
+        let allPrograms = try list(["prog", "show"])
+        let linked = Set(allLinks.filter { cgroupIDs.contains($0["cgroup_id"] as? Int ?? -1) }.compactMap { $0["prog_id"] as? Int })
+        let mapIDs = Set(allPrograms.filter { linked.contains($0["id"] as? Int ?? -1) }.flatMap { $0["map_ids"] as? [Int] ?? [] })
+        var inventory = BPFInventory(programs: [:], maps: [:], links: [])
+        for program in allPrograms {
+            guard let id = program["id"] as? Int, let name = program["name"] as? String, name.hasPrefix("sluice_") else { continue }
+            if linked.contains(id) || !mapIDs.isDisjoint(with: program["map_ids"] as? [Int] ?? []) { inventory.programs[id] = name }
+        }
+        for map in try list(["map", "show"]) {
+            if let id = map["id"] as? Int, mapIDs.contains(id) { inventory.maps[id] = map["name"] as? String ?? "?" }
+        }
+        inventory.links = Set(allLinks.filter { inventory.programs[$0["prog_id"] as? Int ?? -1] != nil }.compactMap { $0["id"] as? Int })
+        return inventory
     }
+
+    /// What of this inventory the kernel still holds, by id (ids are allocated cyclically, so
+    /// a freed one does not come back soon): whatever leaked, attached or not.
+    func remaining() throws -> BPFInventory {
+        let programIDs = Set(try Self.list(["prog", "show"]).compactMap { $0["id"] as? Int })
+        let mapIDs = Set(try Self.list(["map", "show"]).compactMap { $0["id"] as? Int })
+        let linkIDs = Set(try Self.list(["link", "show"]).compactMap { $0["id"] as? Int })
+        return BPFInventory(
+            programs: programs.filter { programIDs.contains($0.key) }, maps: maps.filter { mapIDs.contains($0.key) },
+            links: links.intersection(linkIDs))
+    }
+
+    /// `remaining()` for failure messages.
+    var leftovers: String { (try? remaining().description) ?? "(bpftool failed)" }
 
     private static func list(_ arguments: [String]) throws -> [[String: Any]] {
         let output = try Shell.check(["bpftool", "-j"] + arguments)
         let parsed = try JSONSerialization.jsonObject(with: Data(output.utf8))
         return parsed as? [[String: Any]] ?? []
+    }
+}
+
+/// The eBPF mode's counters of one workload, as `sluice workloads --json` reports them.
+enum EBPFCounter: String {
+    case connectRedirected = "cgroup/connect: redirected to the proxy"
+    case connectBypassed = "cgroup/connect: excluded, left direct"
+    case sockhashInserted = "sockops: sockets put in the SOCKHASH"
+    case messagesRedirected = "sk_msg: messages redirected past the TCP stack"
+    case originalDestinationAnswered = "cgroup/getsockopt: SO_ORIGINAL_DST answered"
+    case inboundAssigned = "tc ingress: connections assigned to the proxy"
+    case inboundNoListener = "tc ingress: dropped, proxy not listening"
+}
+
+extension SluiceUnderTest {
+    /// Event counts (and, for sk_msg, bytes under `bytesRedirected`) of `host`'s programs.
+    func ebpfCounters(_ host: Topology.Host) throws -> (events: [EBPFCounter: Int], bytesRedirected: Int) {
+        let output = try cli(["workloads", "--json"])
+        let json = try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any] ?? [:]
+        let all = json["counters"] as? [String: Any] ?? [:]
+        var events: [EBPFCounter: Int] = [:]
+        var bytes = 0
+        for entry in all[host.namespace] as? [[String: Any]] ?? [] {
+            guard let rule = entry["rule"] as? String, let counter = EBPFCounter(rawValue: rule) else { continue }
+            events[counter] = entry["packets"] as? Int ?? 0
+            if counter == .messagesRedirected { bytes = entry["bytes"] as? Int ?? 0 }
+        }
+        return (events, bytes)
     }
 }

@@ -6,7 +6,6 @@ Server protocol: the client sends one command line, then:
   ECHO           -> everything received is sent back; on EOF the server closes too
   SINK           -> read to EOF, reply "got <n> <sha256>\n", then close (client half-closes first)
   SEND <n>       -> send n deterministic bytes, then close
-(client RR: request/response rounds on one ECHO connection for --seconds, prints the rate)
   FINFIRST <n>   -> send n bytes, shut down writing, then read to EOF (logged), then close
 Every finished connection appends one JSON line to --log (peer, command, bytes received, sha256).
 """
@@ -178,26 +177,6 @@ def client(args):
             rounds += 1
             time.sleep(0.1)
         sys.stdout.write(f"held {rounds} ok\n")
-    elif command == "RR":
-        # Request/response as fast as possible on one connection for --seconds: one
-        # --bytes-sized message echoed back per round. Prints the rate.
-        conn.sendall(b"ECHO\n")
-        message = pattern(max(args.bytes, 1))
-        rounds = 0
-        started = time.monotonic()
-        deadline = started + args.seconds
-        while time.monotonic() < deadline:
-            conn.sendall(message)
-            received = 0
-            while received < len(message):
-                part = conn.recv(len(message) - received)
-                if not part:
-                    sys.stdout.write(f"broken after {rounds} rounds\n")
-                    return
-                received += len(part)
-            rounds += 1
-        elapsed = time.monotonic() - started
-        sys.stdout.write(f"rr {rounds} {rounds / elapsed:.0f}/s\n")
     elif command == "SLOWREAD":
         # Ask for a large stream and read it slowly: the proxy must hold back, not buffer it all.
         conn.sendall(f"SEND {args.bytes}\n".encode())
