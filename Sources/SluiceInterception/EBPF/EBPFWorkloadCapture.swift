@@ -198,6 +198,15 @@ final class EBPFWorkloadCapture: @unchecked Sendable {
 
     /// Moves the processes already running in the workload's namespace into its cgroup.
     private func adoptNamespaceProcesses() throws {
+        // The host's own namespace is no workload: adopting it would move every process.
+        var own = stat()
+        var workload = stat()
+        if stat("/proc/self/ns/net", &own) == 0, stat(target.netnsPath, &workload) == 0,
+           own.st_ino == workload.st_ino, own.st_dev == workload.st_dev {
+            throw EBPFError(
+                "\(target.netnsPath) is the agent's own network namespace; name the workload's cgroup with --cgroup "
+                    + "instead of letting the agent move every process of this namespace")
+        }
         for pid in CgroupV2.processes(inNetworkNamespace: target.netnsPath) {
             guard let origin = try? CgroupV2.cgroup(ofProcess: pid), origin != cgroupPath else { continue }
             try CgroupV2.move(pid, to: cgroupPath)
