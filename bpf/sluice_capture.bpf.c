@@ -373,8 +373,8 @@ int sluice_inbound(struct __sk_buff *skb) {
     if (eth->h_proto == bpf_htons(ETH_P_IP)) {
         struct iphdr *ip = (void *)(eth + 1);
         if ((void *)(ip + 1) > data_end) return TC_ACT_OK;
-        if (ip->protocol != IPPROTO_TCP_NUM || ip->ihl != 5) return TC_ACT_OK;
-        tcp = (void *)(ip + 1);
+        if (ip->protocol != IPPROTO_TCP_NUM || ip->ihl < 5) return TC_ACT_OK;
+        tcp = (void *)ip + ip->ihl * 4;
         if ((void *)(tcp + 1) > data_end) return TC_ACT_OK;
         tuple.ipv4.saddr = ip->saddr;
         tuple.ipv4.daddr = ip->daddr;
@@ -386,6 +386,7 @@ int sluice_inbound(struct __sk_buff *skb) {
     } else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
         struct ipv6hdr *ip6 = (void *)(eth + 1);
         if ((void *)(ip6 + 1) > data_end) return TC_ACT_OK;
+        // IPv6 extension headers before TCP are not walked: such SYNs are left alone.
         if (ip6->nexthdr != IPPROTO_TCP_NUM) return TC_ACT_OK;
         tcp = (void *)(ip6 + 1);
         if ((void *)(tcp + 1) > data_end) return TC_ACT_OK;
