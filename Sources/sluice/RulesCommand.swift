@@ -19,6 +19,10 @@ struct RulesCommand: ParsableCommand {
 
     func run() throws {
         let (mode, options) = try capture.parsed()
+        guard mode != .ebpf else {
+            // Its programs live as descriptors of the process that attached them.
+            throw ValidationErrorMessage("--mode ebpf has no standalone rules: its programs stay attached only while the agent that loaded them runs; use sluice enroll")
+        }
         let target = CaptureTarget(netnsPath: namespacePath(netns), options: options)
         let capture = CaptureModes.make(mode)
         switch action {

@@ -260,6 +260,8 @@ import Testing
                                       "--cgroup", node, "--socket", sluice.socketPath])
             #expect(loop.status != 0 && loop.stderr.contains("runs in the workload's cgroup"), "\(loop.stderr)")
             #expect(try BPFInventory.current(topology).isEmpty)
+            let standalone = try Shell.run([SluiceUnderTest.binary, "rules", "install", "--netns", app.namespace, "--mode", "ebpf"])
+            #expect(standalone.status != 0 && standalone.stderr.contains("use sluice enroll"), "\(standalone.stderr)")
         }
     }
 
