@@ -65,7 +65,7 @@ let package = Package(
         .target(
             name: "SluiceInterception",
             dependencies: [
-                "SluiceModel", "SluiceLinux", "CSluiceLinux", "CNetlink", "CBPF", "SluiceBPFPrograms",
+                "SluiceModel", "SluiceLinux", "CNetlink", "CBPF", "SluiceBPFPrograms",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
