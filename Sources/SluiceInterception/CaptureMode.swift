@@ -67,6 +67,7 @@ public enum CaptureModes {
         switch name {
         case .iptables: return IPTablesCapture()
         case .nftables: return NFTablesCapture()
+        case .tproxy: return TPROXYCapture()
         }
     }
 }
