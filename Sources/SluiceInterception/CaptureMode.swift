@@ -84,6 +84,7 @@ public enum CaptureModes {
         case .iptables: return IPTablesCapture()
         case .ebpf: return EBPFCapture.shared
         case .nftables: return NFTablesCapture()
+        case .tproxy: return TPROXYCapture()
         }
     }
 }

@@ -116,11 +116,12 @@ public final class ProxyServer: Sendable {
     /// from it instead of the proxy's configuration (a configuration `applyWorkloadConfiguration`
     /// delivered earlier wins over this initial one).
     public func addWorkload(
-        _ identity: WorkloadIdentity, namespace: NetworkNamespace, ownConfiguration: ProxyConfiguration? = nil
+        _ identity: WorkloadIdentity, namespace: NetworkNamespace, inbound: InboundDelivery = .redirected,
+        ownConfiguration: ProxyConfiguration? = nil
     ) async throws {
         try await changes.run {
             if let existing = self.workloads.withLockedValue({ $0[identity.id] }) {
-                if existing.namespace.identity == namespace.identity { return }
+                if existing.namespace.identity == namespace.identity, existing.scope.socketFactory.inbound == inbound { return }
                 await self.detach(existing)
             }
             let workloadStats = WorkloadStats(workload: identity.id, store: self.stats)
@@ -133,12 +134,12 @@ public final class ProxyServer: Sendable {
                     configs: configuration.clusters, store: self.stats, resolverPool: self.resolverPool, logger: self.logger)
                 try await clusters.start(on: self.group.next()).get()
                 scope = AcceptScope(
-                    socketFactory: SocketFactory(namespace: namespace), workloadStats: workloadStats,
+                    socketFactory: SocketFactory(namespace: namespace, inbound: inbound), workloadStats: workloadStats,
                     tables: ListenerTableSource(ListenerTable(configs: configuration.listeners, store: self.stats)),
                     clusters: clusters)
             } else {
                 scope = AcceptScope(
-                    socketFactory: SocketFactory(namespace: namespace), workloadStats: workloadStats, tables: self.tables,
+                    socketFactory: SocketFactory(namespace: namespace, inbound: inbound), workloadStats: workloadStats, tables: self.tables,
                     clusters: self.clusters)
             }
             let runtime = WorkloadRuntime(

@@ -27,7 +27,11 @@ struct AgentOptions: ParsableArguments {
             socketPath: socketPath,
             stateDirectory: URL(fileURLWithPath: override ?? stateDir),
             captureMode: { name in
-                name == .iptables ? IPTablesCapture(backend: backend) : CaptureModes.make(name)
+                switch name {
+                case .iptables: return IPTablesCapture(backend: backend)
+                case .tproxy: return TPROXYCapture(backend: backend)
+                default: return CaptureModes.make(name)
+                }
             })
     }
 }

@@ -8,7 +8,10 @@ struct CaptureModeUnderTest: Sendable, CustomTestStringConvertible {
     var testDescription: String { name }
     var enrollArguments: [String] { ["--mode", name] }
 
-    static let netfilterModes = [CaptureModeUnderTest(name: "iptables"), CaptureModeUnderTest(name: "nftables")]
+    /// Whether the application sees inbound clients' own addresses (else the proxy connects to
+    /// it from the workload's own address).
+    var preservesClientAddress: Bool { name == "tproxy" }
+
     /// Needs cgroup v2 and bpftool (to see what it loaded); left out, with the reason printed,
     /// where either is missing.
     static let bpfModes: [CaptureModeUnderTest] = {
@@ -18,7 +21,7 @@ struct CaptureModeUnderTest: Sendable, CustomTestStringConvertible {
         }
         return [CaptureModeUnderTest(name: "ebpf")]
     }()
-    static let all = netfilterModes + bpfModes
+    static let all = ["iptables", "nftables", "tproxy"].map(CaptureModeUnderTest.init) + bpfModes
 
     /// Everything a capture mode may add to a namespace (netfilter rules of both iptables
     /// backends and nftables, policy routing), without counters, so "before enrolling" and
@@ -106,14 +109,18 @@ struct CaptureModeUnderTest: Sendable, CustomTestStringConvertible {
             try sluice.enroll(a, mode.enrollArguments)
             try sluice.enroll(b, mode.enrollArguments)
 
+            func peer(_ client: Topology.Host, v6: Bool = false) -> String {
+                let address = mode.preservesClientAddress ? (v6 ? client.ipv6 : client.ipv4) : (v6 ? b.ipv6 : b.ipv4)
+                return v6 ? "peer=[\(address)]:" : "peer=\(address):"
+            }
             let inbound = try sluice.client(from: outside, to: "\(b.ipv4):9000", "WHO")
-            #expect(inbound.contains("local=\(b.ipv4):9000"), "\(inbound)")
+            #expect(inbound.contains("local=\(b.ipv4):9000") && inbound.hasPrefix(peer(outside)), "\(inbound)")
             #expect(try sluice.stat("sluice.workload.\(b.namespace).inbound_cx_total") == 1)
             let inboundV6 = try sluice.client(from: outside, to: "[\(b.ipv6)]:9000", "WHO")
-            #expect(inboundV6.contains("local=[\(b.ipv6)]:9000"), "\(inboundV6)")
+            #expect(inboundV6.contains("local=[\(b.ipv6)]:9000") && inboundV6.hasPrefix(peer(outside, v6: true)), "\(inboundV6)")
 
             let both = try sluice.client(from: a, to: "\(b.ipv4):9000", "WHO")
-            #expect(both.contains("local=\(b.ipv4):9000"), "\(both)")
+            #expect(both.contains("local=\(b.ipv4):9000") && both.hasPrefix(peer(a)), "\(both)")
             let stats = try sluice.stats()
             #expect(stats["sluice.workload.\(a.namespace).outbound_cx_total"] == 1)
             #expect(stats["sluice.workload.\(b.namespace).inbound_cx_total"] == 3)
