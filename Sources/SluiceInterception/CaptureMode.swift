@@ -68,6 +68,7 @@ public enum CaptureModes {
         case .iptables: return IPTablesCapture()
         case .nftables: return NFTablesCapture()
         case .tproxy: return TPROXYCapture()
+        case .none: return NoCapture()
         }
     }
 }

@@ -64,6 +64,7 @@ public enum CaptureModeName: String, Hashable, Sendable, Codable, CaseIterable {
     case iptables
     case nftables
     case tproxy
+    case none
 
     /// How this mode delivers inbound connections to the proxy.
     public var inboundDelivery: InboundDelivery { self == .tproxy ? .transparent : .redirected }
