@@ -63,11 +63,12 @@ public struct CaptureCounter: Codable, Equatable, Sendable {
 
 /// The capture modes this build implements.
 public enum CaptureModes {
-    public static func make(_ name: CaptureModeName) -> any CaptureMode {
+    /// The mode called `name`; modes written with iptables use `iptablesBackend`.
+    public static func make(_ name: CaptureModeName, iptablesBackend: IPTablesBackend = .systemDefault()) -> any CaptureMode {
         switch name {
-        case .iptables: return IPTablesCapture()
+        case .iptables: return IPTablesCapture(backend: iptablesBackend)
         case .nftables: return NFTablesCapture()
-        case .tproxy: return TPROXYCapture()
+        case .tproxy: return TPROXYCapture(backend: iptablesBackend)
         case .none: return NoCapture()
         }
     }
