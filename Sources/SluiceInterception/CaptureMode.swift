@@ -63,12 +63,13 @@ public struct CaptureCounter: Codable, Equatable, Sendable {
 
 /// The capture modes this build implements.
 public enum CaptureModes {
-    /// The mode called `name`; modes written with iptables use `iptablesBackend`.
-    public static func make(_ name: CaptureModeName, iptablesBackend: IPTablesBackend = .systemDefault()) -> any CaptureMode {
+    /// The mode called `name`; modes written with iptables use `iptablesBackend` (default: the
+    /// one `iptables` on PATH uses).
+    public static func make(_ name: CaptureModeName, iptablesBackend: IPTablesBackend? = nil) -> any CaptureMode {
         switch name {
-        case .iptables: return IPTablesCapture(backend: iptablesBackend)
+        case .iptables: return IPTablesCapture(backend: iptablesBackend ?? .systemDefault())
         case .nftables: return NFTablesCapture()
-        case .tproxy: return TPROXYCapture(backend: iptablesBackend)
+        case .tproxy: return TPROXYCapture(backend: iptablesBackend ?? .systemDefault())
         case .none: return NoCapture()
         }
     }
