@@ -64,6 +64,7 @@ public enum CaptureModeName: String, Hashable, Sendable, Codable, CaseIterable {
     case iptables
     case nftables
     case tproxy
+    case none
     /// cgroup connect/sockops/sk_msg/getsockopt programs plus tc ingress (bpf/).
     case ebpf
 

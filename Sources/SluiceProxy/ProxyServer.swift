@@ -185,23 +185,6 @@ public final class ProxyServer: Sendable {
         }
     }
 
-    /// Makes the served workloads exactly `desired` (after the agent replays its snapshot).
-    public func reconcileWorkloads(_ desired: [(WorkloadIdentity, NetworkNamespace)]) async -> [String: any Error] {
-        let wanted = Set(desired.map(\.0.id))
-        for id in workloads.withLockedValue({ Array($0.keys) }) where !wanted.contains(id) {
-            await removeWorkload(id: id)
-        }
-        var failures: [String: any Error] = [:]
-        for (identity, namespace) in desired {
-            do {
-                try await addWorkload(identity, namespace: namespace)
-            } catch {
-                failures[identity.id] = error
-            }
-        }
-        return failures
-    }
-
     public var workloadStatuses: [WorkloadStatus] {
         workloads.withLockedValue { Array($0.values) }.map(\.status).sorted { $0.identity.id < $1.identity.id }
     }

@@ -26,13 +26,7 @@ struct AgentOptions: ParsableArguments {
         return NodeAgent.Configuration(
             socketPath: socketPath,
             stateDirectory: URL(fileURLWithPath: override ?? stateDir),
-            captureMode: { name in
-                switch name {
-                case .iptables: return IPTablesCapture(backend: backend)
-                case .tproxy: return TPROXYCapture(backend: backend)
-                default: return CaptureModes.make(name)
-                }
-            })
+            captureMode: { CaptureModes.make($0, iptablesBackend: backend) })
     }
 }
 

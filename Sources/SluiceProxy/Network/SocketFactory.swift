@@ -39,8 +39,9 @@ public struct SocketFactory: Sendable {
     }
 
     /// Connects to `endpoint` from inside the namespace; with `transparentSource`, from that
-    /// (non-local) address, as the client of a TPROXY-delivered connection. Only socket creation needs the namespace;
-    /// NIO creates the socket synchronously in `connect`, so the switch is brief. Options are set
+    /// (non-local) address, as the client of a TPROXY-delivered connection. Only socket
+    /// creation needs the namespace; NIO creates the socket synchronously in `connect`, so the
+    /// switch is brief. Options are set
     /// synchronously in the initializer (before the connect is issued): per-option futures
     /// would cost allocations on every connection.
     public func connect(
