@@ -151,7 +151,10 @@ import Testing
 
             try sluice.unenroll(app)
             #expect(!FileManager.default.fileExists(atPath: created), "the agent's cgroup is gone")
-            #expect(!FileManager.default.fileExists(atPath: "\(Topology.cgroupRoot!)/sluice.workloads"))
+            // The shared parent goes too when no other workload (another agent's, say) uses it.
+            let parent = "\(Topology.cgroupRoot!)/sluice.workloads"
+            let siblings = (try? FileManager.default.contentsOfDirectory(atPath: parent))?.filter { !$0.hasPrefix("cgroup.") && !$0.contains(".") } ?? []
+            #expect(!siblings.isEmpty || !FileManager.default.fileExists(atPath: parent), "\(siblings)")
             let back = try String(contentsOfFile: "/proc/\(server.pid)/cgroup", encoding: .utf8)
             #expect(back.contains("/\(topology.prefix)/\(app.namespace)"), "the process is back in its own cgroup: \(back)")
             try eventually("no Sluice program, map or link is left: \(inventory.leftovers)") { try inventory.remaining().isEmpty }
