@@ -27,6 +27,7 @@ let package = Package(
     ],
     targets: [
         .target(name: "CSluiceLinux"),
+        .target(name: "CGenericNetlink", linkerSettings: [.linkedLibrary("mnl")]),
         .target(name: "SluiceLinux", dependencies: ["CSluiceLinux"], swiftSettings: swiftSettings),
         .target(name: "SluiceModel", swiftSettings: swiftSettings),
         .target(
@@ -59,7 +60,7 @@ let package = Package(
         .target(
             name: "SluiceInterception",
             dependencies: [
-                "SluiceModel", "SluiceLinux",
+                "SluiceModel", "SluiceLinux", "CGenericNetlink",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

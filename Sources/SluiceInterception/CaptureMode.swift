@@ -47,6 +47,7 @@ public enum CaptureModes {
     public static func make(_ name: CaptureModeName) -> any CaptureMode {
         switch name {
         case .iptables: return IPTablesCapture()
+        case .ipvs: return IPVSCapture()
         }
     }
 }

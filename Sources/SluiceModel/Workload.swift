@@ -47,6 +47,8 @@ public struct WorkloadIdentity: Hashable, Sendable, Codable {
 /// Interception mechanisms an operator can pick per workload.
 public enum CaptureModeName: String, Hashable, Sendable, Codable, CaseIterable {
     case iptables
+    /// IPVS virtual services for an explicit list of service addresses (`CaptureOptions.services`).
+    case ipvs
 }
 
 /// Per-workload capture settings.
@@ -57,16 +59,35 @@ public struct CaptureOptions: Hashable, Sendable, Codable {
     public var excludeCIDRs: [CIDRRange]
     public var outboundPort: UInt16
     public var inboundPort: UInt16
+    /// Service addresses (VIP:port) captured by modes that cannot capture everything (IPVS);
+    /// the wildcard modes ignore it.
+    public var services: [SocketEndpoint]
 
     public init(
         excludePorts: [UInt16] = [],
         excludeCIDRs: [CIDRRange] = [],
         outboundPort: UInt16 = CaptureDefaults.outboundPort,
-        inboundPort: UInt16 = CaptureDefaults.inboundPort
+        inboundPort: UInt16 = CaptureDefaults.inboundPort,
+        services: [SocketEndpoint] = []
     ) {
         self.excludePorts = excludePorts
         self.excludeCIDRs = excludeCIDRs
         self.outboundPort = outboundPort
         self.inboundPort = inboundPort
+        self.services = services
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case excludePorts, excludeCIDRs, outboundPort, inboundPort, services
+    }
+
+    /// State written before `services` existed still decodes.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        excludePorts = try container.decode([UInt16].self, forKey: .excludePorts)
+        excludeCIDRs = try container.decode([CIDRRange].self, forKey: .excludeCIDRs)
+        outboundPort = try container.decode(UInt16.self, forKey: .outboundPort)
+        inboundPort = try container.decode(UInt16.self, forKey: .inboundPort)
+        services = try container.decodeIfPresent([SocketEndpoint].self, forKey: .services) ?? []
     }
 }

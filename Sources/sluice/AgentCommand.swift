@@ -29,6 +29,7 @@ struct AgentOptions: ParsableArguments {
             captureMode: { name in
                 switch name {
                 case .iptables: return IPTablesCapture(backend: backend)
+                default: return CaptureModes.make(name)
                 }
             })
     }

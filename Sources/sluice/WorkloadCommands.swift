@@ -108,6 +108,9 @@ struct CaptureSelection: ParsableArguments {
     @Option(help: "Comma-separated outbound destination CIDRs never captured.")
     var excludeCidrs = ""
 
+    @Option(help: "Comma-separated service addresses ADDRESS:PORT or [IPV6]:PORT to capture (required by --mode ipvs, which has no catch-all).")
+    var services = ""
+
     func parsed() throws -> (CaptureModeName, CaptureOptions) {
         guard let captureMode = CaptureModeName(rawValue: mode) else {
             let known = CaptureModeName.allCases.map(\.rawValue).joined(separator: ", ")
@@ -125,6 +128,19 @@ struct CaptureSelection: ParsableArguments {
             }
             return range
         }
-        return (captureMode, CaptureOptions(excludePorts: ports, excludeCIDRs: cidrs))
+        let endpoints = try services.split(separator: ",").map { item in
+            let text = item.trimmingCharacters(in: .whitespaces)
+            guard let endpoint = SocketEndpoint(text), endpoint.port > 0 else {
+                throw ValidationErrorMessage("--services: \"\(text)\" is not ADDRESS:PORT (IPv6 as [ADDRESS]:PORT)")
+            }
+            return endpoint
+        }
+        if captureMode == .ipvs && endpoints.isEmpty {
+            throw ValidationErrorMessage("--mode ipvs needs --services ADDRESS:PORT,...: IPVS captures only listed service addresses")
+        }
+        if captureMode != .ipvs && !endpoints.isEmpty {
+            throw ValidationErrorMessage("--services applies to --mode ipvs only; --mode \(mode) captures every destination")
+        }
+        return (captureMode, CaptureOptions(excludePorts: ports, excludeCIDRs: cidrs, services: endpoints))
     }
 }

@@ -1,0 +1,47 @@
+// Thin shim over libmnl for generic netlink request/response exchanges: what Swift cannot
+// express directly (nlmsghdr/genlmsghdr layout, libmnl's callback-driven receive loop).
+// Message attributes are added from Swift with libmnl's mnl_attr_* functions.
+#ifndef CGENERIC_NETLINK_H
+#define CGENERIC_NETLINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <libmnl/libmnl.h>
+#include <linux/genetlink.h>
+#include <linux/ip_vs.h>
+
+/// The kernel's ip_vs.h defines these as expressions, which Swift does not import.
+static const uint16_t SLUICE_IPVS_CMD_ATTR_MAX = IPVS_CMD_ATTR_MAX;
+static const uint16_t SLUICE_IPVS_SVC_ATTR_MAX = IPVS_SVC_ATTR_MAX;
+static const uint16_t SLUICE_IPVS_DEST_ATTR_MAX = IPVS_DEST_ATTR_MAX;
+
+/// Size of a request or receive buffer (libmnl's MNL_SOCKET_BUFFER_SIZE, a sysconf expression).
+size_t sluice_genl_buffer_size(void);
+
+/// An open generic netlink socket bound to one family, in the network namespace of the thread
+/// that opened it.
+typedef struct sluice_genl sluice_genl;
+
+/// Opens a NETLINK_GENERIC socket and resolves `family` (e.g. "IPVS"). 0 or -errno
+/// (-ENOENT: the family is not registered, e.g. its kernel module is not loaded).
+int sluice_genl_open(const char *family, sluice_genl **out);
+
+void sluice_genl_close(sluice_genl *genl);
+
+/// Writes a request header for `command` into `buffer` (at least MNL_SOCKET_BUFFER_SIZE bytes).
+struct nlmsghdr *sluice_genl_request(sluice_genl *genl, void *buffer, uint8_t command, uint8_t version,
+                                     uint16_t flags);
+
+/// Called for each reply message; `attributes` holds the top-level attributes by type
+/// (NULL where absent), up to `max_type`. Return 0 to go on, non-zero to stop with an error.
+typedef int (*sluice_genl_reply_handler)(const struct nlattr *const *attributes, void *context);
+
+/// Sends `request` and reads replies until the kernel's acknowledgement or the end of a dump.
+/// 0 or -errno (the kernel's error for the request).
+int sluice_genl_exchange(sluice_genl *genl, struct nlmsghdr *request, uint16_t max_type,
+                         sluice_genl_reply_handler handler, void *context);
+
+/// Fills `table[0...max_type]` with the attributes nested in `nest`. 0 or -errno.
+int sluice_genl_parse_nested(const struct nlattr *nest, uint16_t max_type, const struct nlattr **table);
+
+#endif
