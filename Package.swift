@@ -28,6 +28,7 @@ let package = Package(
     targets: [
         .target(name: "CSluiceLinux"),
         .target(name: "CGenericNetlink", linkerSettings: [.linkedLibrary("mnl")]),
+        .systemLibrary(name: "CNetlink", pkgConfig: "libnftnl", providers: [.apt(["libnftnl-dev", "libmnl-dev"])]),
         .target(name: "SluiceLinux", dependencies: ["CSluiceLinux"], swiftSettings: swiftSettings),
         .target(name: "SluiceModel", swiftSettings: swiftSettings),
         .target(
@@ -60,7 +61,7 @@ let package = Package(
         .target(
             name: "SluiceInterception",
             dependencies: [
-                "SluiceModel", "SluiceLinux", "CGenericNetlink",
+                "SluiceModel", "SluiceLinux", "CNetlink", "CGenericNetlink",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

@@ -40,6 +40,25 @@ public protocol CaptureMode: Sendable {
     func install(_ target: CaptureTarget) throws
     func remove(_ target: CaptureTarget) throws
     func verify(_ target: CaptureTarget) throws -> CaptureVerification
+    /// Per-rule packet and byte counts, for modes whose rules count.
+    func counters(_ target: CaptureTarget) throws -> [CaptureCounter]
+}
+
+extension CaptureMode {
+    public func counters(_ target: CaptureTarget) throws -> [CaptureCounter] { [] }
+}
+
+/// How much traffic one capture rule has matched.
+public struct CaptureCounter: Codable, Equatable, Sendable {
+    public var rule: String
+    public var packets: UInt64
+    public var bytes: UInt64
+
+    public init(rule: String, packets: UInt64, bytes: UInt64) {
+        self.rule = rule
+        self.packets = packets
+        self.bytes = bytes
+    }
 }
 
 /// The capture modes this build implements.
@@ -47,6 +66,7 @@ public enum CaptureModes {
     public static func make(_ name: CaptureModeName) -> any CaptureMode {
         switch name {
         case .iptables: return IPTablesCapture()
+        case .nftables: return NFTablesCapture()
         case .ipvs: return IPVSCapture()
         }
     }

@@ -47,6 +47,7 @@ public struct WorkloadIdentity: Hashable, Sendable, Codable {
 /// Interception mechanisms an operator can pick per workload.
 public enum CaptureModeName: String, Hashable, Sendable, Codable, CaseIterable {
     case iptables
+    case nftables
     /// IPVS virtual services for an explicit list of service addresses (`CaptureOptions.services`).
     case ipvs
 }

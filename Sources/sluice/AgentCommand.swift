@@ -27,10 +27,7 @@ struct AgentOptions: ParsableArguments {
             socketPath: socketPath,
             stateDirectory: URL(fileURLWithPath: override ?? stateDir),
             captureMode: { name in
-                switch name {
-                case .iptables: return IPTablesCapture(backend: backend)
-                default: return CaptureModes.make(name)
-                }
+                name == .iptables ? IPTablesCapture(backend: backend) : CaptureModes.make(name)
             })
     }
 }

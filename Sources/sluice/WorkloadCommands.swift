@@ -93,6 +93,10 @@ struct WorkloadsCommand: ParsableCommand {
             print(row.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }
                 .joined(separator: "  ").trimmingCharacters(in: .whitespaces))
         }
+        for (workload, counters) in (result.counters ?? [:]).sorted(by: { $0.key < $1.key }) {
+            print("\(workload) capture counters:")
+            for counter in counters { print("  \(counter.packets) packets \(counter.bytes) bytes  \(counter.rule)") }
+        }
         print("proxy: \(result.proxyConnected ? "connected" : "not connected")")
     }
 }

@@ -1,102 +1,12 @@
 import Foundation
 import Testing
 
-/// Real workloads (network namespaces) behind a real proxy with real iptables rules.
+/// iptables specifics (both backends, `sluice up` clean-up) and relay behaviour the mode does not
+/// change; what every mode must do is in `CaptureMatrixTests`.
 @Suite(.serialized) struct CaptureEndToEndTests {
     init() throws {
         try #require(geteuid() == 0, "end-to-end tests need root: they create network namespaces and capture rules")
         try #require(FileManager.default.isExecutableFile(atPath: SluiceUnderTest.binary), "build sluice first: \(SluiceUnderTest.binary)")
-    }
-
-    @Test func outboundGoesThroughTheProxyAndKeepsTheWorkloadsAddress() throws {
-        try withTopology("outbound") { topology in
-            let app = try topology.addHost("app")
-            let server = try topology.addHost("srv")
-            let sluice = try SluiceUnderTest(topology: topology)
-            try sluice.startUp()
-            try sluice.startServer(on: server, port: 8080)
-            try sluice.enroll(app)
-
-            let reply = try sluice.client(from: app, to: "\(server.ipv4):8080", "WHO")
-            #expect(reply.hasPrefix("peer=\(app.ipv4):"), "the server must see the workload's own address: \(reply)")
-            let stats = try sluice.stats()
-            #expect(stats["sluice.workload.\(app.namespace).outbound_cx_total"] == 1)
-            #expect(stats["tcp.outbound.downstream_cx_total"] == 1)
-            #expect(stats["cluster.passthrough.upstream_cx_total"] == 1)
-            #expect((stats["tcp.outbound.downstream_cx_rx_bytes_total"] ?? 0) > 0)
-
-            let replyV6 = try sluice.client(from: app, to: "[\(server.ipv6)]:8080", "WHO")
-            #expect(replyV6.hasPrefix("peer=[\(app.ipv6)]:"), "IPv6 keeps the workload's address too: \(replyV6)")
-            #expect(try sluice.stat("sluice.workload.\(app.namespace).outbound_cx_total") == 2)
-        }
-    }
-
-    @Test func inboundAndEnrolledToEnrolled() throws {
-        try withTopology("inbound") { topology in
-            let a = try topology.addHost("a")
-            let b = try topology.addHost("b")
-            let outside = try topology.addHost("out")
-            let sluice = try SluiceUnderTest(topology: topology)
-            try sluice.startUp()
-            try sluice.startServer(on: b, port: 9000)
-            try sluice.enroll(a)
-            try sluice.enroll(b)
-
-            // Outside → B: captured by B's inbound listener.
-            let inbound = try sluice.client(from: outside, to: "\(b.ipv4):9000", "WHO")
-            #expect(inbound.contains("local=\(b.ipv4):9000"), "\(inbound)")
-            #expect(try sluice.stat("sluice.workload.\(b.namespace).inbound_cx_total") == 1)
-
-            // A → B: A's outbound listener, then B's inbound listener.
-            let both = try sluice.client(from: a, to: "\(b.ipv4):9000", "WHO")
-            #expect(both.contains("local=\(b.ipv4):9000"), "\(both)")
-            let stats = try sluice.stats()
-            #expect(stats["sluice.workload.\(a.namespace).outbound_cx_total"] == 1)
-            #expect(stats["sluice.workload.\(b.namespace).inbound_cx_total"] == 2)
-        }
-    }
-
-    @Test func excludedPortsAndLoopbackBypassTheProxy() throws {
-        try withTopology("exclude") { topology in
-            let app = try topology.addHost("app")
-            let server = try topology.addHost("srv")
-            let sluice = try SluiceUnderTest(topology: topology)
-            try sluice.startUp()
-            try sluice.startServer(on: server, port: 8080)
-            try sluice.startServer(on: server, port: 9090)
-            try sluice.startServer(on: app, port: 7070)
-            try sluice.enroll(app, ["--exclude-ports", "9090", "--exclude-cidrs", "10.77.0.250/32"])
-
-            _ = try sluice.client(from: app, to: "\(server.ipv4):9090", "WHO")
-            _ = try sluice.client(from: app, to: "127.0.0.1:7070", "WHO")
-            _ = try sluice.client(from: app, to: "[::1]:7070", "WHO")
-            #expect(try sluice.stat("sluice.workload.\(app.namespace).downstream_cx_total") == 0)
-            _ = try sluice.client(from: app, to: "\(server.ipv4):8080", "WHO")
-            #expect(try sluice.stat("sluice.workload.\(app.namespace).downstream_cx_total") == 1)
-        }
-    }
-
-    @Test func unenrollRestoresTheDirectPathAndLeavesNoRules() throws {
-        try withTopology("unenroll") { topology in
-            let app = try topology.addHost("app")
-            let server = try topology.addHost("srv")
-            let sluice = try SluiceUnderTest(topology: topology)
-            try sluice.startUp()
-            try sluice.startServer(on: server, port: 8080)
-            let before = try topology.exec(app.namespace, ["nft", "list", "ruleset"])
-            try sluice.enroll(app)
-            try sluice.enroll(app)  // idempotent
-            let rules = try sluice.natRules(app)
-            #expect(rules.components(separatedBy: "-A OUTPUT -j SLUICE_OUTPUT").count == 3, "one jump per family:\n\(rules)")
-            _ = try sluice.client(from: app, to: "\(server.ipv4):8080", "WHO")
-            #expect(try sluice.stat("sluice.workload.\(app.namespace).downstream_cx_total") == 1)
-
-            try sluice.unenroll(app)
-            #expect(try topology.exec(app.namespace, ["nft", "list", "ruleset"]) == before, "removal leaves nothing behind")
-            _ = try sluice.client(from: app, to: "\(server.ipv4):8080", "WHO")
-            #expect(try sluice.stats()["sluice.workload.\(app.namespace).downstream_cx_total"] == nil)
-            #expect(try sluice.stat("tcp.outbound.downstream_cx_total") == 1)
-        }
     }
 
     @Test func legacyIPTablesBackendWorksToo() throws {
@@ -137,6 +47,33 @@ import Testing
                 try sluice.stat("cluster.passthrough.upstream_cx_connect_timeout") == 1
             }
             #expect(try sluice.stat("cluster.passthrough.upstream_cx_connect_fail") == 1)
+        }
+    }
+
+    @Test func nftablesCountersAreListedAndDriftIsRepaired() throws {
+        try withTopology("nft-counters") { topology in
+            let app = try topology.addHost("app")
+            let server = try topology.addHost("srv")
+            let sluice = try SluiceUnderTest(topology: topology)
+            try sluice.startAgent()
+            try sluice.startProxy()
+            try sluice.startServer(on: server, port: 8080)
+            try sluice.enroll(app, ["--mode", "nftables", "--exclude-ports", "9090"])
+            _ = try sluice.client(from: app, to: "\(server.ipv4):8080", "WHO")
+            let listing = try sluice.cli(["workloads"])
+            let redirect = listing.split(separator: "\n").first { $0.contains("output: meta l4proto tcp counter redirect to :15001") }
+            #expect(redirect?.trimmingCharacters(in: .whitespaces).hasPrefix("1 packets") == true, "\(listing)")
+
+            // Someone deletes a rule while the agent is away: the restarted agent puts it back.
+            sluice.agent?.stop(signal: SIGKILL)
+            let handles = try topology.exec(app.namespace, ["nft", "-a", "list", "chain", "inet", "sluice", "output"])
+            let handle = try #require(handles.split(separator: "\n").first { $0.contains("redirect to :15001") }?
+                .components(separatedBy: "# handle ").last)
+            try topology.exec(app.namespace, ["nft", "delete", "rule", "inet", "sluice", "output", "handle", handle])
+            try sluice.startAgent()
+            try eventually("the rule is back") {
+                try topology.exec(app.namespace, ["nft", "list", "chain", "inet", "sluice", "output"]).contains("redirect to :15001")
+            }
         }
     }
 

@@ -246,7 +246,14 @@ public final class NodeAgent: Sendable {
     }
 
     func list() -> ControlResult {
-        result(error: nil, only: nil)
+        var listing = result(error: nil, only: nil)
+        var counters: [String: [CaptureCounter]] = [:]
+        for record in listing.workloads {
+            let values = (try? configuration.captureMode(record.mode).counters(record.captureTarget)) ?? []
+            if !values.isEmpty { counters[record.identity.id] = values }
+        }
+        listing.counters = counters.isEmpty ? nil : counters
+        return listing
     }
 
     private func result(error: String?, only id: String?) -> ControlResult {

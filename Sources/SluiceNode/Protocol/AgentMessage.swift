@@ -1,4 +1,5 @@
 import Foundation
+import SluiceInterception
 import SluiceLinux
 import SluiceModel
 
@@ -129,10 +130,16 @@ public struct ControlResult: Codable, Equatable, Sendable {
     public var error: String?
     public var workloads: [WorkloadRecord]
     public var proxyConnected: Bool
+    /// Capture rule counters per workload id, for modes whose rules count (listing only).
+    public var counters: [String: [CaptureCounter]]?
 
-    public init(error: String? = nil, workloads: [WorkloadRecord] = [], proxyConnected: Bool = false) {
+    public init(
+        error: String? = nil, workloads: [WorkloadRecord] = [], proxyConnected: Bool = false,
+        counters: [String: [CaptureCounter]]? = nil
+    ) {
         self.error = error
         self.workloads = workloads
         self.proxyConnected = proxyConnected
+        self.counters = counters
     }
 }

@@ -1,0 +1,81 @@
+import SluiceLinux
+import SluiceModel
+
+/// The nftables capture mode: one `inet sluice` table per workload namespace, built with
+/// libnftnl and committed through libmnl as one netlink batch — no `nft` binary involved.
+public struct NFTablesCapture: CaptureMode {
+    public let name = CaptureModeName.nftables
+
+    public init() {}
+
+    public func install(_ target: CaptureTarget) throws {
+        let ruleSet = NFTablesRuleSet(options: target.options, proxyMark: target.proxyMark)
+        let socket = try open(target)
+        if Self.verification(of: try dump(socket, target), expected: ruleSet) == .installed { return }
+        let batch = socket.makeBatch()
+        try NFTablesMessages.install(ruleSet, into: batch)
+        try step(target, "install the inet \(NFTablesRuleSet.tableName) table") { try socket.commit(batch) }
+        let after = Self.verification(of: try dump(socket, target), expected: ruleSet)
+        guard after == .installed else {
+            throw CaptureError(netnsPath: target.netnsPath, step: "verify after install", detail: after.description)
+        }
+    }
+
+    public func remove(_ target: CaptureTarget) throws {
+        let socket = try open(target)
+        guard try dump(socket, target) != nil else { return }
+        let batch = socket.makeBatch()
+        try NFTablesMessages.remove(into: batch)
+        try step(target, "delete the inet \(NFTablesRuleSet.tableName) table") { try socket.commit(batch) }
+    }
+
+    public func verify(_ target: CaptureTarget) throws -> CaptureVerification {
+        let ruleSet = NFTablesRuleSet(options: target.options, proxyMark: target.proxyMark)
+        return Self.verification(of: try dump(try open(target), target), expected: ruleSet)
+    }
+
+    public func counters(_ target: CaptureTarget) throws -> [CaptureCounter] {
+        (try dump(try open(target), target) ?? []).map {
+            CaptureCounter(rule: "\($0.chain): \($0.comment ?? "?")", packets: $0.packets, bytes: $0.bytes)
+        }
+    }
+
+    /// Compares what the kernel holds with the rules Sluice would install, chain by chain.
+    static func verification(of rules: [DumpedRule]?, expected: NFTablesRuleSet) -> CaptureVerification {
+        guard let rules else { return .absent }
+        var details: [String] = []
+        for (chain, wanted) in expected.expectedRules.sorted(by: { $0.key < $1.key }) {
+            let found = rules.filter { $0.chain == chain }.map { $0.comment ?? "<rule without comment>" }
+            guard found != wanted else { continue }
+            let missing = wanted.filter { !found.contains($0) }.map { "missing \"\($0)\"" }
+            let extra = found.filter { !wanted.contains($0) }.map { "unexpected \"\($0)\"" }
+            let order = missing.isEmpty && extra.isEmpty ? ["rules out of order or repeated"] : []
+            details.append("chain \(chain): " + (missing + extra + order).joined(separator: ", "))
+        }
+        let unknown = Set(rules.map(\.chain)).subtracting(expected.expectedRules.keys)
+        if !unknown.isEmpty { details.append("unexpected chains: \(unknown.sorted().joined(separator: ", "))") }
+        return details.isEmpty ? .installed : .drifted(details)
+    }
+
+    private func open(_ target: CaptureTarget) throws -> NetfilterSocket {
+        try step(target, "open netfilter socket") {
+            try NetfilterSocket(namespace: try NetworkNamespace(path: target.netnsPath))
+        }
+    }
+
+    private func dump(_ socket: NetfilterSocket, _ target: CaptureTarget) throws -> [DumpedRule]? {
+        try step(target, "read the inet \(NFTablesRuleSet.tableName) table") {
+            try socket.dumpRules(table: NFTablesRuleSet.tableName)
+        }
+    }
+
+    private func step<T>(_ target: CaptureTarget, _ name: String, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as CaptureError {
+            throw error
+        } catch {
+            throw CaptureError(netnsPath: target.netnsPath, step: name, detail: "\(error)")
+        }
+    }
+}
