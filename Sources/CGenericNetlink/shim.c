@@ -119,6 +119,7 @@ struct reply_dispatch {
     sluice_genl_reply_handler handler;
     void *context;
     uint16_t max_type;
+    size_t header_size;
 };
 
 static int dispatch_reply(const struct nlmsghdr *message, void *data) {
@@ -130,10 +131,10 @@ static int dispatch_reply(const struct nlmsghdr *message, void *data) {
     }
     struct attribute_table attributes = {table, dispatch->max_type};
     int status = MNL_CB_OK;
-    if (mnl_attr_parse(message, sizeof(struct genlmsghdr), store_attribute, &attributes) < 0) {
+    if (mnl_attr_parse(message, dispatch->header_size, store_attribute, &attributes) < 0) {
         errno = EPROTO;
         status = MNL_CB_ERROR;
-    } else if (dispatch->handler && dispatch->handler(table, dispatch->context) != 0) {
+    } else if (dispatch->handler && dispatch->handler(message, table, dispatch->context) != 0) {
         errno = EPROTO;
         status = MNL_CB_ERROR;
     }
@@ -144,10 +145,81 @@ static int dispatch_reply(const struct nlmsghdr *message, void *data) {
 int sluice_genl_exchange(sluice_genl *genl, struct nlmsghdr *request, uint16_t max_type,
                          sluice_genl_reply_handler handler, void *context) {
     // Requests that change state ask for an ACK so their failure is reported; dumps end in DONE.
-    if (!(request->nlmsg_flags & NLM_F_DUMP)) request->nlmsg_flags |= NLM_F_ACK;
-    struct reply_dispatch dispatch = {handler, context, max_type};
+    // NLM_F_DUMP is two bits, one of which doubles as NLM_F_EXCL on new-object requests.
+    if ((request->nlmsg_flags & NLM_F_DUMP) != NLM_F_DUMP) request->nlmsg_flags |= NLM_F_ACK;
+    struct reply_dispatch dispatch = {handler, context, max_type, sizeof(struct genlmsghdr)};
     errno = 0;
     return run_exchange(genl, request, dispatch_reply, &dispatch);
+}
+
+int sluice_rtnl_open(sluice_genl **out) {
+    sluice_genl *rtnl = calloc(1, sizeof *rtnl);
+    if (!rtnl) return -ENOMEM;
+    rtnl->socket = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
+    if (!rtnl->socket || mnl_socket_bind(rtnl->socket, 0, MNL_SOCKET_AUTOPID) < 0) {
+        int error = errno;
+        if (rtnl->socket) mnl_socket_close(rtnl->socket);
+        free(rtnl);
+        return -error;
+    }
+    rtnl->port = mnl_socket_get_portid(rtnl->socket);
+    rtnl->sequence = (uint32_t)time(NULL);
+    *out = rtnl;
+    return 0;
+}
+
+static struct rtmsg *put_route_header(sluice_genl *rtnl, void *buffer, uint16_t type, uint16_t flags, int family,
+                                      struct nlmsghdr **message) {
+    *message = mnl_nlmsg_put_header(buffer);
+    (*message)->nlmsg_type = type;
+    (*message)->nlmsg_flags = NLM_F_REQUEST | flags;
+    (*message)->nlmsg_seq = ++rtnl->sequence;
+    struct rtmsg *route = mnl_nlmsg_put_extra_header(*message, sizeof(struct rtmsg));
+    route->rtm_family = (unsigned char)family;
+    return route;
+}
+
+struct nlmsghdr *sluice_rtnl_local_route(sluice_genl *rtnl, void *buffer, uint16_t type, uint16_t flags, int family,
+                                         const void *address, int ifindex, uint8_t protocol) {
+    struct nlmsghdr *message;
+    struct rtmsg *route = put_route_header(rtnl, buffer, type, flags, family, &message);
+    size_t length = family == AF_INET ? 4 : 16;
+    route->rtm_dst_len = (unsigned char)(length * 8);
+    route->rtm_table = RT_TABLE_LOCAL;
+    route->rtm_protocol = protocol;
+    route->rtm_scope = RT_SCOPE_HOST;
+    route->rtm_type = RTN_LOCAL;
+    mnl_attr_put(message, RTA_DST, length, address);
+    mnl_attr_put_u32(message, RTA_OIF, (uint32_t)ifindex);
+    mnl_attr_put_u32(message, RTA_TABLE, RT_TABLE_LOCAL);
+    return message;
+}
+
+struct nlmsghdr *sluice_rtnl_route_dump(sluice_genl *rtnl, void *buffer, int family) {
+    struct nlmsghdr *message;
+    put_route_header(rtnl, buffer, RTM_GETROUTE, NLM_F_DUMP, family, &message);
+    return message;
+}
+
+int sluice_rtnl_route_header(const struct nlmsghdr *message, int *family, int *destination_length, int *table,
+                             int *protocol, int *type) {
+    if (message->nlmsg_type != RTM_NEWROUTE || message->nlmsg_len < NLMSG_LENGTH(sizeof(struct rtmsg))) return -EPROTO;
+    const struct rtmsg *route = mnl_nlmsg_get_payload(message);
+    *family = route->rtm_family;
+    *destination_length = route->rtm_dst_len;
+    *table = route->rtm_table;
+    *protocol = route->rtm_protocol;
+    *type = route->rtm_type;
+    return 0;
+}
+
+int sluice_rtnl_exchange(sluice_genl *rtnl, struct nlmsghdr *request, uint16_t max_type,
+                         sluice_genl_reply_handler handler, void *context) {
+    // NLM_F_DUMP is two bits, one of which doubles as NLM_F_EXCL on new-object requests.
+    if ((request->nlmsg_flags & NLM_F_DUMP) != NLM_F_DUMP) request->nlmsg_flags |= NLM_F_ACK;
+    struct reply_dispatch dispatch = {handler, context, max_type, sizeof(struct rtmsg)};
+    errno = 0;
+    return run_exchange(rtnl, request, dispatch_reply, &dispatch);
 }
 
 int sluice_genl_parse_nested(const struct nlattr *nest, uint16_t max_type, const struct nlattr **table) {

@@ -6,7 +6,8 @@ import SluiceModel
 /// workload's namespace, masquerading to the proxy's outbound listener, programmed over
 /// generic netlink. `net.ipv4.vs.conntrack=1` makes IPVS keep the conntrack entry (original
 /// tuple untouched, reply tuple rewritten), so the proxy reads the service address with
-/// `SO_ORIGINAL_DST` as in the netfilter modes.
+/// `SO_ORIGINAL_DST` as in the netfilter modes. Each service address also gets a local host
+/// route (see `LocalRoutes`), without which IPVS's loopback destination is unreachable.
 public struct IPVSCapture: CaptureMode {
     public let name = CaptureModeName.ipvs
 
@@ -16,6 +17,7 @@ public struct IPVSCapture: CaptureMode {
         let plan = try plan(target)
         let namespace = try open(target)
         try setConntrack(true, in: namespace, target: target)
+        try ConntrackDemand(netnsPath: target.netnsPath).install()
         let ipvs = try IPVSNetlink(namespace: namespace, netnsPath: target.netnsPath)
         let current = try captureServices(ipvs, target: target)
         let wanted = Dictionary(plan.services.map { ($0.service, $0.destination) }, uniquingKeysWith: { first, _ in first })
@@ -35,6 +37,14 @@ public struct IPVSCapture: CaptureMode {
                 try ipvs.addDestination(destination, to: service)
             }
         }
+        let routes = try LocalRoutes(namespace: namespace, netnsPath: target.netnsPath)
+        let wantedRoutes = plan.routedAddresses
+        let currentRoutes = Set(try routes.addresses())
+        for address in currentRoutes where !wantedRoutes.contains(address) { try routes.delete(address) }
+        for address in plan.services.map(\.service.address) where !currentRoutes.contains(address) {
+            if try routes.addresses().contains(address) { continue }
+            try routes.add(address)
+        }
         let after = try verify(target)
         guard after == .installed else {
             throw CaptureError(netnsPath: target.netnsPath, step: "verify after install", detail: after.description)
@@ -47,10 +57,13 @@ public struct IPVSCapture: CaptureMode {
         for service in try captureServices(ipvs, target: target).keys {
             try step(target, "remove service \(service)") { try ipvs.deleteService(service) }
         }
+        let routes = try LocalRoutes(namespace: namespace, netnsPath: target.netnsPath)
+        for address in try routes.addresses() { try routes.delete(address) }
         // The sysctl goes back to the kernel default once nothing of IPVS is left in the namespace.
         if try step(target, "list services", { try ipvs.services() }).isEmpty {
             try setConntrack(false, in: namespace, target: target)
         }
+        try ConntrackDemand(netnsPath: target.netnsPath).remove()
     }
 
     public func verify(_ target: CaptureTarget) throws -> CaptureVerification {
@@ -58,7 +71,10 @@ public struct IPVSCapture: CaptureMode {
         let namespace = try open(target)
         let ipvs = try IPVSNetlink(namespace: namespace, netnsPath: target.netnsPath)
         let current = try captureServices(ipvs, target: target)
-        if current.isEmpty && !plan.services.isEmpty { return .absent }
+        let routed = Set(try LocalRoutes(namespace: namespace, netnsPath: target.netnsPath).addresses())
+        if current.isEmpty && routed.isEmpty && !plan.services.isEmpty && !ConntrackDemand(netnsPath: target.netnsPath).isInstalled {
+            return .absent
+        }
         var problems: [String] = []
         for (service, destination) in plan.services {
             switch current[service] {
@@ -70,6 +86,11 @@ public struct IPVSCapture: CaptureMode {
         let planned = Set(plan.services.map(\.service))
         for service in current.keys where !planned.contains(service) {
             problems.append("unexpected service \(service)")
+        }
+        for address in plan.routedAddresses.subtracting(routed) { problems.append("local route for \(address) missing") }
+        for address in routed.subtracting(plan.routedAddresses) { problems.append("unexpected local route for \(address)") }
+        if !ConntrackDemand(netnsPath: target.netnsPath).isInstalled {
+            problems.append("nft table inet \(ConntrackDemand.table) (conntrack demand) missing")
         }
         if try !conntrackEnabled(in: namespace, target: target) {
             problems.append("net.ipv4.vs.conntrack is 0, so the proxy cannot read original destinations")

@@ -9,11 +9,13 @@
 #include <libmnl/libmnl.h>
 #include <linux/genetlink.h>
 #include <linux/ip_vs.h>
+#include <linux/rtnetlink.h>
 
 /// The kernel's ip_vs.h defines these as expressions, which Swift does not import.
 static const uint16_t SLUICE_IPVS_CMD_ATTR_MAX = IPVS_CMD_ATTR_MAX;
 static const uint16_t SLUICE_IPVS_SVC_ATTR_MAX = IPVS_SVC_ATTR_MAX;
 static const uint16_t SLUICE_IPVS_DEST_ATTR_MAX = IPVS_DEST_ATTR_MAX;
+static const uint16_t SLUICE_RTA_MAX = RTA_MAX;
 
 /// Size of a request or receive buffer (libmnl's MNL_SOCKET_BUFFER_SIZE, a sysconf expression).
 size_t sluice_genl_buffer_size(void);
@@ -34,11 +36,32 @@ struct nlmsghdr *sluice_genl_request(sluice_genl *genl, void *buffer, uint8_t co
 
 /// Called for each reply message; `attributes` holds the top-level attributes by type
 /// (NULL where absent), up to `max_type`. Return 0 to go on, non-zero to stop with an error.
-typedef int (*sluice_genl_reply_handler)(const struct nlattr *const *attributes, void *context);
+typedef int (*sluice_genl_reply_handler)(const struct nlmsghdr *message, const struct nlattr *const *attributes,
+                                         void *context);
 
 /// Sends `request` and reads replies until the kernel's acknowledgement or the end of a dump.
 /// 0 or -errno (the kernel's error for the request).
 int sluice_genl_exchange(sluice_genl *genl, struct nlmsghdr *request, uint16_t max_type,
+                         sluice_genl_reply_handler handler, void *context);
+
+/// Opens a NETLINK_ROUTE socket (routes, addresses) through the same handle type. 0 or -errno.
+int sluice_rtnl_open(sluice_genl **out);
+
+/// Writes a route request (RTM_NEWROUTE, RTM_DELROUTE) for the host route `address` (4 or 16
+/// bytes by `family`) of type local in the local table through interface `ifindex`, tagged with
+/// routing protocol `protocol` so its owner can find it again.
+struct nlmsghdr *sluice_rtnl_local_route(sluice_genl *rtnl, void *buffer, uint16_t type, uint16_t flags, int family,
+                                         const void *address, int ifindex, uint8_t protocol);
+
+/// Writes a dump request for the routes of `family`.
+struct nlmsghdr *sluice_rtnl_route_dump(sluice_genl *rtnl, void *buffer, int family);
+
+/// The header fields of a route message. 0, or -EPROTO when `message` is not a route.
+int sluice_rtnl_route_header(const struct nlmsghdr *message, int *family, int *destination_length, int *table,
+                             int *protocol, int *type);
+
+/// Like sluice_genl_exchange for a route socket (attributes follow a struct rtmsg).
+int sluice_rtnl_exchange(sluice_genl *rtnl, struct nlmsghdr *request, uint16_t max_type,
                          sluice_genl_reply_handler handler, void *context);
 
 /// Fills `table[0...max_type]` with the attributes nested in `nest`. 0 or -errno.

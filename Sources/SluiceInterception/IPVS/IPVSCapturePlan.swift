@@ -29,6 +29,9 @@ public struct IPVSCapturePlan: Sendable, Equatable {
         }
     }
 
+    /// The service addresses, which must route locally in the namespace.
+    public var routedAddresses: Set<IPAddress> { Set(services.map(\.service.address)) }
+
     /// Loopback is allowed as a destination only because IPVS sees these connections at
     /// LOCAL_OUT (locally originated); it refuses to DNAT input-routed packets to loopback.
     static func destination(for service: SocketEndpoint, options: CaptureOptions) -> SocketEndpoint {

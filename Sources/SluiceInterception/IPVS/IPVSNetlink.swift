@@ -139,7 +139,7 @@ final class IPVSNetlink {
         var services: [SocketEndpoint] = []
         var destinations: [SocketEndpoint] = []
 
-        static let handle: sluice_genl_reply_handler = { attributes, context in
+        static let handle: sluice_genl_reply_handler = { _, attributes, context in
             guard let attributes, let context else { return 0 }
             let collector = Unmanaged<Collector>.fromOpaque(context).takeUnretainedValue()
             if let nest = attributes[Int(IPVS_CMD_ATTR_SERVICE)] {
