@@ -79,6 +79,16 @@ struct IPVSCaptureTests {
             .filter { $0.hasPrefix("TCP") }.map { String($0) }
     }
 
+    /// What else the mode adds besides virtual services: Sluice's local routes (protocol 233)
+    /// and the nftables table that makes conntrack track the namespace.
+    static func routesAndTables(_ topology: Topology, _ host: Topology.Host) throws -> [String] {
+        let routes = try topology.exec(host.namespace, ["ip", "route", "show", "table", "local"])
+            + topology.exec(host.namespace, ["ip", "-6", "route", "show", "table", "local"])
+        let tables = try topology.exec(host.namespace, ["nft", "list", "tables"])
+        return (routes + tables).split(separator: "\n").map(String.init)
+            .filter { $0.contains("proto 233") || $0.contains("sluice_ipvs") }
+    }
+
     static func conntrackSysctl(_ topology: Topology, _ host: Topology.Host) throws -> String {
         try topology.exec(host.namespace, ["cat", "/proc/sys/net/ipv4/vs/conntrack"]).trimmingCharacters(in: .whitespacesAndNewlines)
     }
@@ -178,10 +188,12 @@ struct IPVSCaptureTests {
             try Shell.check(rules + ["install"] + target)
             #expect(try Self.virtualServices(topology, app) == first)
             #expect(first.count == 2)
+            #expect(try Self.routesAndTables(topology, app).count == 3, "two local routes and the conntrack table")
             #expect(try Shell.check(rules + ["verify"] + target).contains("installed"))
 
             try Shell.check(rules + ["remove"] + target)
             #expect(try Self.virtualServices(topology, app).isEmpty)
+            #expect(try Self.routesAndTables(topology, app).isEmpty)
             #expect(try Self.conntrackSysctl(topology, app) == "0")
             try Shell.check(rules + ["remove"] + target)
             let verify = try Shell.run(rules + ["verify"] + target)
@@ -217,6 +229,7 @@ struct IPVSCaptureTests {
 
             try sluice.unenroll(app)
             #expect(try Self.virtualServices(topology, app).isEmpty)
+            #expect(try Self.routesAndTables(topology, app).isEmpty)
             #expect(try Self.conntrackSysctl(topology, app) == "0")
         }
     }
