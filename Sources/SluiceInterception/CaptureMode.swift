@@ -63,10 +63,14 @@ public struct CaptureCounter: Codable, Equatable, Sendable {
 
 /// The capture modes this build implements.
 public enum CaptureModes {
-    public static func make(_ name: CaptureModeName) -> any CaptureMode {
+    /// The mode called `name`; modes written with iptables use `iptablesBackend` (default: the
+    /// one `iptables` on PATH uses).
+    public static func make(_ name: CaptureModeName, iptablesBackend: IPTablesBackend? = nil) -> any CaptureMode {
         switch name {
-        case .iptables: return IPTablesCapture()
+        case .iptables: return IPTablesCapture(backend: iptablesBackend ?? .systemDefault())
         case .nftables: return NFTablesCapture()
+        case .tproxy: return TPROXYCapture(backend: iptablesBackend ?? .systemDefault())
+        case .none: return NoCapture()
         case .ipvs: return IPVSCapture()
         }
     }

@@ -2,15 +2,15 @@ import Foundation
 
 /// Runs a system tool (the agent's rule installers; never the data path) and captures its
 /// output. Commands aimed at a workload run inside its namespace through `nsenter`.
-struct CommandRunner: Sendable {
-    struct Result: Sendable {
-        var status: Int32
-        var output: String
-        var errorOutput: String
+public struct CommandRunner: Sendable {
+    public struct Result: Sendable {
+        public var status: Int32
+        public var output: String
+        public var errorOutput: String
     }
 
     /// Runs `arguments` (first is the program, looked up on PATH) with `input` on stdin.
-    static func run(_ arguments: [String], input: String? = nil, inNamespace netnsPath: String? = nil) throws -> Result {
+    public static func run(_ arguments: [String], input: String? = nil, inNamespace netnsPath: String? = nil) throws -> Result {
         var argv = arguments
         if let netnsPath { argv = ["nsenter", "--net=\(netnsPath)", "--"] + argv }
         guard let executable = locate(argv[0]) else {
@@ -45,7 +45,7 @@ struct CommandRunner: Sendable {
 
     /// Runs and throws unless the exit status is 0.
     @discardableResult
-    static func check(_ arguments: [String], input: String? = nil, inNamespace netnsPath: String? = nil) throws -> String {
+    public static func check(_ arguments: [String], input: String? = nil, inNamespace netnsPath: String? = nil) throws -> String {
         let result = try run(arguments, input: input, inNamespace: netnsPath)
         guard result.status == 0 else {
             throw CommandError(
@@ -55,7 +55,7 @@ struct CommandRunner: Sendable {
         return result.output
     }
 
-    static func locate(_ program: String) -> String? {
+    public static func locate(_ program: String) -> String? {
         if program.contains("/") { return program }
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin"
         for directory in (path + ":/usr/sbin:/sbin").split(separator: ":") {

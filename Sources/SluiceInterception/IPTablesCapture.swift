@@ -32,64 +32,85 @@ public struct IPTablesCapture: CaptureMode {
     }
 
     public func install(_ target: CaptureTarget) throws {
-        for family in families(target) {
-            let rules = IPTablesRuleSet(family: family, options: target.options, proxyMark: target.proxyMark)
-            let current = try state(family, target)
-            guard let script = rules.installScript(current: current) else { continue }
-            try apply(script, family: family, target: target, step: "install \(family.rawValue) rules")
-            let after = rules.verify(try state(family, target))
-            guard after == .installed else {
-                throw CaptureError(netnsPath: target.netnsPath, step: "verify after install", detail: after.description)
-            }
-        }
+        try IPTablesProgrammer(backend: backend, target: target).install(ruleSets)
     }
 
     public func remove(_ target: CaptureTarget) throws {
-        for family in families(target) {
-            let current = try state(family, target)
-            if let script = IPTablesRuleSet.removeScript(current: current) {
-                try apply(script, family: family, target: target, step: "remove \(family.rawValue) rules")
-            }
-            try dropEmptyNatTable(family, target: target, hadTable: current.hasNatTable)
-        }
+        try IPTablesProgrammer(backend: backend, target: target).remove(tables: ["nat"])
     }
 
     public func verify(_ target: CaptureTarget) throws -> CaptureVerification {
-        var results: [CaptureVerification] = []
-        for family in families(target) {
-            let rules = IPTablesRuleSet(family: family, options: target.options, proxyMark: target.proxyMark)
-            results.append(rules.verify(try state(family, target)))
-        }
-        if results.allSatisfy({ $0 == .installed }) { return .installed }
-        if results.allSatisfy({ $0 == .absent }) { return .absent }
-        return .drifted(results.flatMap { result -> [String] in
-            switch result {
-            case .drifted(let details): return details
-            case .absent: return ["rules of one address family are absent"]
-            case .installed: return []
+        try IPTablesProgrammer(backend: backend, target: target).verify(ruleSets)
+    }
+
+    private func ruleSets(_ family: IPTablesRuleSet.Family, _ target: CaptureTarget) -> [IPTablesRuleSet] {
+        [IPTablesRuleSet(family: family, options: target.options, proxyMark: target.proxyMark)]
+    }
+}
+
+/// Installs, removes and verifies Sluice's iptables chains in one workload namespace, one
+/// `iptables-restore` transaction per table and address family.
+struct IPTablesProgrammer {
+    let backend: IPTablesBackend
+    let target: CaptureTarget
+
+    typealias RuleSets = (IPTablesRuleSet.Family, CaptureTarget) -> [IPTablesRuleSet]
+
+    func install(_ ruleSets: RuleSets) throws {
+        for family in families() {
+            for rules in ruleSets(family, target) {
+                let current = try state(family, rules.table)
+                guard let script = rules.installScript(current: current) else { continue }
+                try apply(script, family: family, step: "install \(family.rawValue) \(rules.table) rules")
+                let after = rules.verify(try state(family, rules.table))
+                guard after == .installed else {
+                    throw CaptureError(netnsPath: target.netnsPath, step: "verify after install", detail: after.description)
+                }
             }
-        })
+        }
+    }
+
+    func remove(tables: [String]) throws {
+        for family in families() {
+            for table in tables {
+                let current = try state(family, table)
+                if let script = IPTablesRuleSet.removeScript(current: current) {
+                    try apply(script, family: family, step: "remove \(family.rawValue) \(table) rules")
+                }
+                try dropEmptyTable(family, table, hadTable: current.hasTable)
+            }
+        }
+    }
+
+    func verify(_ ruleSets: RuleSets) throws -> CaptureVerification {
+        var results: [CaptureVerification] = []
+        for family in families() {
+            for rules in ruleSets(family, target) {
+                results.append(rules.verify(try state(family, rules.table)))
+            }
+        }
+        return CaptureVerification.combining(results)
     }
 
     /// The address families to program: IPv6 only where the namespace has it enabled.
-    private func families(_ target: CaptureTarget) -> [IPTablesRuleSet.Family] {
+    func families() -> [IPTablesRuleSet.Family] {
         let disabled = try? CommandRunner.check(
             ["cat", "/proc/sys/net/ipv6/conf/all/disable_ipv6"], inNamespace: target.netnsPath)
         if let disabled, disabled.trimmingCharacters(in: .whitespacesAndNewlines) == "0" { return [.ipv4, .ipv6] }
         return [.ipv4]
     }
 
-    private func state(_ family: IPTablesRuleSet.Family, _ target: CaptureTarget) throws -> IPTablesState {
+    private func state(_ family: IPTablesRuleSet.Family, _ table: String) throws -> IPTablesState {
         do {
             let output = try CommandRunner.check(
-                [backend.command(family.saveCommand), "-t", "nat"], inNamespace: target.netnsPath)
-            return IPTablesState(saveOutput: output)
+                [backend.command(family.saveCommand), "-t", table], inNamespace: target.netnsPath)
+            return IPTablesState(saveOutput: output, table: table)
         } catch {
-            throw CaptureError(netnsPath: target.netnsPath, step: "read \(family.rawValue) rules", detail: "\(error)")
+            throw CaptureError(netnsPath: target.netnsPath, step: "read \(family.rawValue) \(table) rules", detail: "\(error)")
         }
     }
 
-    private func apply(_ script: String, family: IPTablesRuleSet.Family, target: CaptureTarget, step: String) throws {
+    private func apply(_ script: String, family: IPTablesRuleSet.Family, step: String) throws {
         do {
             try CommandRunner.check(
                 [backend.command(family.restoreCommand), "--noflush", "-w", "5"], input: script, inNamespace: target.netnsPath)
@@ -98,11 +119,26 @@ public struct IPTablesCapture: CaptureMode {
         }
     }
 
-    /// iptables-nft creates an nf_tables `nat` table on first use and never deletes it; when it
-    /// is empty after removal it is deleted too, so removal leaves nothing behind.
-    private func dropEmptyNatTable(_ family: IPTablesRuleSet.Family, target: CaptureTarget, hadTable: Bool) throws {
-        guard backend == .nft, hadTable, try state(family, target).isEmpty else { return }
-        let table = family == .ipv4 ? "ip" : "ip6"
-        _ = try? CommandRunner.run(["nft", "delete", "table", table, "nat"], inNamespace: target.netnsPath)
+    /// iptables-nft creates an nf_tables table on first use and never deletes it; when it is
+    /// empty after removal it is deleted too, so removal leaves nothing behind.
+    private func dropEmptyTable(_ family: IPTablesRuleSet.Family, _ table: String, hadTable: Bool) throws {
+        guard backend == .nft, hadTable, try state(family, table).isEmpty else { return }
+        let nftFamily = family == .ipv4 ? "ip" : "ip6"
+        _ = try? CommandRunner.run(["nft", "delete", "table", nftFamily, table], inNamespace: target.netnsPath)
+    }
+}
+
+extension CaptureVerification {
+    /// Installed when every part is, absent when every part is, drifted otherwise.
+    static func combining(_ parts: [CaptureVerification]) -> CaptureVerification {
+        if parts.allSatisfy({ $0 == .installed }) { return .installed }
+        if parts.allSatisfy({ $0 == .absent }) { return .absent }
+        return .drifted(parts.flatMap { part -> [String] in
+            switch part {
+            case .drifted(let details): return details
+            case .absent: return ["one part of the capture is absent"]
+            case .installed: return []
+            }
+        })
     }
 }

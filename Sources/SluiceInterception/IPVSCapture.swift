@@ -41,10 +41,7 @@ public struct IPVSCapture: CaptureMode {
         let wantedRoutes = plan.routedAddresses
         let currentRoutes = Set(try routes.addresses())
         for address in currentRoutes where !wantedRoutes.contains(address) { try routes.delete(address) }
-        for address in plan.services.map(\.service.address) where !currentRoutes.contains(address) {
-            if try routes.addresses().contains(address) { continue }
-            try routes.add(address)
-        }
+        for address in wantedRoutes.subtracting(currentRoutes) { try routes.add(address) }
         let after = try verify(target)
         guard after == .installed else {
             throw CaptureError(netnsPath: target.netnsPath, step: "verify after install", detail: after.description)

@@ -11,11 +11,11 @@ public struct NFTablesCapture: CaptureMode {
     public func install(_ target: CaptureTarget) throws {
         let ruleSet = NFTablesRuleSet(options: target.options, proxyMark: target.proxyMark)
         let socket = try open(target)
-        if Self.verification(of: try dump(socket, target), expected: ruleSet) == .installed { return }
+        if try verification(socket, target, expected: ruleSet) == .installed { return }
         let batch = socket.makeBatch()
         try NFTablesMessages.install(ruleSet, into: batch)
         try step(target, "install the inet \(NFTablesRuleSet.tableName) table") { try socket.commit(batch) }
-        let after = Self.verification(of: try dump(socket, target), expected: ruleSet)
+        let after = try verification(socket, target, expected: ruleSet)
         guard after == .installed else {
             throw CaptureError(netnsPath: target.netnsPath, step: "verify after install", detail: after.description)
         }
@@ -31,13 +31,34 @@ public struct NFTablesCapture: CaptureMode {
 
     public func verify(_ target: CaptureTarget) throws -> CaptureVerification {
         let ruleSet = NFTablesRuleSet(options: target.options, proxyMark: target.proxyMark)
-        return Self.verification(of: try dump(try open(target), target), expected: ruleSet)
+        return try verification(try open(target), target, expected: ruleSet)
     }
 
     public func counters(_ target: CaptureTarget) throws -> [CaptureCounter] {
         (try dump(try open(target), target) ?? []).map {
             CaptureCounter(rule: "\($0.chain): \($0.comment ?? "?")", packets: $0.packets, bytes: $0.bytes)
         }
+    }
+
+    /// Rules chain by chain, then the elements of every set.
+    private func verification(_ socket: NetfilterSocket, _ target: CaptureTarget, expected: NFTablesRuleSet) throws -> CaptureVerification {
+        let rules = Self.verification(of: try dump(socket, target), expected: expected)
+        guard rules != .absent else { return .absent }
+        var details: [String] = []
+        if case .drifted(let problems) = rules { details = problems }
+        for set in expected.sets {
+            let found = try step(target, "read set \(set.name)") {
+                try socket.dumpSetElements(table: NFTablesRuleSet.tableName, set: set.name)
+            }
+            guard let found else {
+                details.append("set \(set.name) missing")
+                continue
+            }
+            if Set(found) != Set(set.elements) || found.count != set.elements.count {
+                details.append("set \(set.name) holds \(found.count) elements, expected \(set.elements.count) (or different ones)")
+            }
+        }
+        return details.isEmpty ? .installed : .drifted(details)
     }
 
     /// Compares what the kernel holds with the rules Sluice would install, chain by chain.

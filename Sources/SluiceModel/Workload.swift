@@ -6,6 +6,21 @@ public enum CaptureDefaults {
     public static let proxyMark: UInt32 = 0x539
     /// Bits of the mark the rules compare.
     public static let markMask: UInt32 = 0xfff
+    /// tproxy mode: the policy-routing mark (outside `markMask`) that sends packets of
+    /// transparent connections to the local route table.
+    public static let transparentMark: UInt32 = 0x1000
+    /// tproxy mode: the route table holding the "everything is local" route.
+    public static let transparentRouteTable = 133
+}
+
+/// How captured inbound connections reach the proxy, which decides how it connects on to the
+/// application.
+public enum InboundDelivery: String, Hashable, Sendable, Codable {
+    /// NAT redirect: the application sees the proxy connect from the workload's own address.
+    case redirected
+    /// TPROXY: the inbound listener is transparent and the proxy connects to the application
+    /// from the client's own address, so the application sees the real client.
+    case transparent
 }
 
 /// What the agent tells the proxy about an enrolled workload.
@@ -48,8 +63,13 @@ public struct WorkloadIdentity: Hashable, Sendable, Codable {
 public enum CaptureModeName: String, Hashable, Sendable, Codable, CaseIterable {
     case iptables
     case nftables
+    case tproxy
+    case none
     /// IPVS virtual services for an explicit list of service addresses (`CaptureOptions.services`).
     case ipvs
+
+    /// How this mode delivers inbound connections to the proxy.
+    public var inboundDelivery: InboundDelivery { self == .tproxy ? .transparent : .redirected }
 }
 
 /// Per-workload capture settings.

@@ -116,11 +116,12 @@ public final class ProxyServer: Sendable {
     /// from it instead of the proxy's configuration (a configuration `applyWorkloadConfiguration`
     /// delivered earlier wins over this initial one).
     public func addWorkload(
-        _ identity: WorkloadIdentity, namespace: NetworkNamespace, ownConfiguration: ProxyConfiguration? = nil
+        _ identity: WorkloadIdentity, namespace: NetworkNamespace, inbound: InboundDelivery = .redirected,
+        ownConfiguration: ProxyConfiguration? = nil
     ) async throws {
         try await changes.run {
             if let existing = self.workloads.withLockedValue({ $0[identity.id] }) {
-                if existing.namespace.identity == namespace.identity { return }
+                if existing.namespace.identity == namespace.identity, existing.scope.socketFactory.inbound == inbound { return }
                 await self.detach(existing)
             }
             let workloadStats = WorkloadStats(workload: identity.id, store: self.stats)
@@ -133,12 +134,12 @@ public final class ProxyServer: Sendable {
                     configs: configuration.clusters, store: self.stats, resolverPool: self.resolverPool, logger: self.logger)
                 try await clusters.start(on: self.group.next()).get()
                 scope = AcceptScope(
-                    socketFactory: SocketFactory(namespace: namespace), workloadStats: workloadStats,
+                    socketFactory: SocketFactory(namespace: namespace, inbound: inbound), workloadStats: workloadStats,
                     tables: ListenerTableSource(ListenerTable(configs: configuration.listeners, store: self.stats)),
                     clusters: clusters)
             } else {
                 scope = AcceptScope(
-                    socketFactory: SocketFactory(namespace: namespace), workloadStats: workloadStats, tables: self.tables,
+                    socketFactory: SocketFactory(namespace: namespace, inbound: inbound), workloadStats: workloadStats, tables: self.tables,
                     clusters: self.clusters)
             }
             let runtime = WorkloadRuntime(
@@ -182,23 +183,6 @@ public final class ProxyServer: Sendable {
             self.stats.gauge(StatName(scope: "sluice", leaf: "workloads_active")).set(Int64(self.workloadCount))
             self.logger.info("workload detached", metadata: ["workload": "\(id)"])
         }
-    }
-
-    /// Makes the served workloads exactly `desired` (after the agent replays its snapshot).
-    public func reconcileWorkloads(_ desired: [(WorkloadIdentity, NetworkNamespace)]) async -> [String: any Error] {
-        let wanted = Set(desired.map(\.0.id))
-        for id in workloads.withLockedValue({ Array($0.keys) }) where !wanted.contains(id) {
-            await removeWorkload(id: id)
-        }
-        var failures: [String: any Error] = [:]
-        for (identity, namespace) in desired {
-            do {
-                try await addWorkload(identity, namespace: namespace)
-            } catch {
-                failures[identity.id] = error
-            }
-        }
-        return failures
     }
 
     public var workloadStatuses: [WorkloadStatus] {

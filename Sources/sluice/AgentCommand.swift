@@ -26,9 +26,7 @@ struct AgentOptions: ParsableArguments {
         return NodeAgent.Configuration(
             socketPath: socketPath,
             stateDirectory: URL(fileURLWithPath: override ?? stateDir),
-            captureMode: { name in
-                name == .iptables ? IPTablesCapture(backend: backend) : CaptureModes.make(name)
-            })
+            captureMode: { CaptureModes.make($0, iptablesBackend: backend) })
     }
 }
 

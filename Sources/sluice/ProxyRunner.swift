@@ -104,11 +104,11 @@ struct ProxyWorkloadHost: WorkloadHost {
     let server: ProxyServer
     let xds: WorkloadXDS?
 
-    func addWorkload(_ identity: WorkloadIdentity, namespace: NetworkNamespace) throws {
+    func addWorkload(_ identity: WorkloadIdentity, namespace: NetworkNamespace, inbound: InboundDelivery) throws {
         if let xds {
-            try Support.blocking { try await xds.attach(identity, namespace: namespace) }
+            try Support.blocking { try await xds.attach(identity, namespace: namespace, inbound: inbound) }
         } else {
-            try Support.blocking { try await server.addWorkload(identity, namespace: namespace) }
+            try Support.blocking { try await server.addWorkload(identity, namespace: namespace, inbound: inbound) }
         }
     }
 
@@ -152,7 +152,7 @@ final class WorkloadXDS: Sendable {
         self.logger = logger
     }
 
-    func attach(_ identity: WorkloadIdentity, namespace: NetworkNamespace) async throws {
+    func attach(_ identity: WorkloadIdentity, namespace: NetworkNamespace, inbound: InboundDelivery) async throws {
         stop(identity.id)
         let configuration = template.forWorkload(identity, nodeIDTemplate: nodeIDTemplate)
         let ready = AsyncStream<Void>.makeStream()
@@ -182,7 +182,7 @@ final class WorkloadXDS: Sendable {
                 "workload": "\(id)", "node": "\(configuration.node.id)",
             ])
         }
-        try await server.addWorkload(identity, namespace: namespace, ownConfiguration: staticConfiguration)
+        try await server.addWorkload(identity, namespace: namespace, inbound: inbound, ownConfiguration: staticConfiguration)
     }
 
     func stop(_ id: String) {

@@ -8,8 +8,26 @@ struct CaptureModeUnderTest: Sendable, CustomTestStringConvertible {
     var testDescription: String { name }
     var enrollArguments: [String] { ["--mode", name] }
 
-    static let netfilterModes = [CaptureModeUnderTest(name: "iptables"), CaptureModeUnderTest(name: "nftables")]
-    static let all = netfilterModes
+    /// Whether the application sees inbound clients' own addresses (else the proxy connects to
+    /// it from the workload's own address).
+    var preservesClientAddress: Bool { name == "tproxy" }
+
+    /// Whether the mode captures at all (`none` does not: applications address the proxy).
+    var captures: Bool { name != "none" }
+
+    static let all = ["iptables", "nftables", "tproxy", "none"].map(CaptureModeUnderTest.init)
+
+    /// The proxy for a matrix test: the default bootstrap plus the explicit per-workload
+    /// listener (127.0.0.1:15010 → `upstream`) that `none`-mode applications address.
+    static func sluice(_ topology: Topology, upstream: Topology.Host, port: Int = 8080) throws -> SluiceUnderTest {
+        try SluiceUnderTest(topology: topology, config: SluiceUnderTest.bootstrap(explicitUpstream: (upstream.ipv4, port)))
+    }
+
+    /// Where an application sends a request for `server:port`: the server itself when capture
+    /// takes it to the proxy, the explicit listener otherwise.
+    func outboundTarget(_ server: Topology.Host, port: Int = 8080) -> String {
+        captures ? "\(server.ipv4):\(port)" : "127.0.0.1:15010"
+    }
 
     /// Everything a capture mode may add to a namespace (netfilter rules of both iptables
     /// backends and nftables, policy routing), without counters, so "before enrolling" and
@@ -49,13 +67,20 @@ struct CaptureModeUnderTest: Sendable, CustomTestStringConvertible {
         try withTopology("out-\(mode.name)") { topology in
             let app = try topology.addHost("app")
             let server = try topology.addHost("srv")
-            let sluice = try SluiceUnderTest(topology: topology)
+            let sluice = try CaptureModeUnderTest.sluice(topology, upstream: server)
             try sluice.startUp()
             let serverLog = try sluice.startServer(on: server, port: 8080)
             try sluice.enroll(app, mode.enrollArguments)
 
-            let reply = try sluice.client(from: app, to: "\(server.ipv4):8080", "WHO")
+            let reply = try sluice.client(from: app, to: mode.outboundTarget(server), "WHO")
             #expect(reply.hasPrefix("peer=\(app.ipv4):"), "the server must see the workload's own address: \(reply)")
+            guard mode.captures else {
+                _ = try sluice.client(from: app, to: "\(server.ipv4):8080", "WHO")
+                let stats = try sluice.stats()
+                #expect(stats["tcp.explicit.downstream_cx_total"] == 1, "only the request sent to the proxy passes it")
+                #expect(stats["sluice.workload.\(app.namespace).outbound_cx_total"] == 1)
+                return
+            }
             let replyV6 = try sluice.client(from: app, to: "[\(server.ipv6)]:8080", "WHO")
             #expect(replyV6.hasPrefix("peer=[\(app.ipv6)]:"), "IPv6 keeps the workload's address too: \(replyV6)")
             let stats = try sluice.stats()
@@ -75,21 +100,31 @@ struct CaptureModeUnderTest: Sendable, CustomTestStringConvertible {
             let a = try topology.addHost("a")
             let b = try topology.addHost("b")
             let outside = try topology.addHost("out")
-            let sluice = try SluiceUnderTest(topology: topology)
+            let sluice = try CaptureModeUnderTest.sluice(topology, upstream: b, port: 9000)
             try sluice.startUp()
             try sluice.startServer(on: b, port: 9000)
             try sluice.enroll(a, mode.enrollArguments)
             try sluice.enroll(b, mode.enrollArguments)
 
+            func peer(_ client: Topology.Host, v6: Bool = false) -> String {
+                let real = mode.preservesClientAddress || !mode.captures
+                let address = real ? (v6 ? client.ipv6 : client.ipv4) : (v6 ? b.ipv6 : b.ipv4)
+                return v6 ? "peer=[\(address)]:" : "peer=\(address):"
+            }
             let inbound = try sluice.client(from: outside, to: "\(b.ipv4):9000", "WHO")
-            #expect(inbound.contains("local=\(b.ipv4):9000"), "\(inbound)")
-            #expect(try sluice.stat("sluice.workload.\(b.namespace).inbound_cx_total") == 1)
+            #expect(inbound.contains("local=\(b.ipv4):9000") && inbound.hasPrefix(peer(outside)), "\(inbound)")
+            #expect(try sluice.stat("sluice.workload.\(b.namespace).inbound_cx_total") == (mode.captures ? 1 : 0))
             let inboundV6 = try sluice.client(from: outside, to: "[\(b.ipv6)]:9000", "WHO")
-            #expect(inboundV6.contains("local=[\(b.ipv6)]:9000"), "\(inboundV6)")
+            #expect(inboundV6.contains("local=[\(b.ipv6)]:9000") && inboundV6.hasPrefix(peer(outside, v6: true)), "\(inboundV6)")
 
-            let both = try sluice.client(from: a, to: "\(b.ipv4):9000", "WHO")
-            #expect(both.contains("local=\(b.ipv4):9000"), "\(both)")
+            let both = try sluice.client(from: a, to: mode.outboundTarget(b, port: 9000), "WHO")
+            #expect(both.contains("local=\(b.ipv4):9000") && both.hasPrefix(peer(a)), "\(both)")
             let stats = try sluice.stats()
+            guard mode.captures else {
+                #expect(stats["sluice.workload.\(a.namespace).outbound_cx_total"] == 1)
+                #expect((stats["sluice.workload.\(b.namespace).inbound_cx_total"] ?? 0) == 0)
+                return
+            }
             #expect(stats["sluice.workload.\(a.namespace).outbound_cx_total"] == 1)
             #expect(stats["sluice.workload.\(b.namespace).inbound_cx_total"] == 3)
         }
@@ -100,7 +135,8 @@ struct CaptureModeUnderTest: Sendable, CustomTestStringConvertible {
         try withTopology("excl-\(mode.name)") { topology in
             let app = try topology.addHost("app")
             let server = try topology.addHost("srv")
-            let sluice = try SluiceUnderTest(topology: topology)
+            let other = try topology.addHost("other")
+            let sluice = try CaptureModeUnderTest.sluice(topology, upstream: other)
             try sluice.startUp()
             try sluice.startServer(on: server, port: 8080)
             try sluice.startServer(on: server, port: 9090)
@@ -108,10 +144,9 @@ struct CaptureModeUnderTest: Sendable, CustomTestStringConvertible {
             try sluice.enroll(app, mode.enrollArguments + [
                 "--exclude-ports", "9090", "--exclude-cidrs", "\(server.ipv4)/32,\(server.ipv6)/128",
             ])
-            let other = try topology.addHost("other")
             try sluice.startServer(on: other, port: 8080)
 
-            _ = try sluice.client(from: app, to: "\(other.ipv4):8080", "WHO")
+            _ = try sluice.client(from: app, to: mode.outboundTarget(other), "WHO")
             #expect(try sluice.stat("sluice.workload.\(app.namespace).downstream_cx_total") == 1, "a non-excluded destination is captured")
             _ = try sluice.client(from: app, to: "\(server.ipv4):8080", "WHO")
             _ = try sluice.client(from: app, to: "[\(server.ipv6)]:8080", "WHO")
@@ -129,25 +164,31 @@ struct CaptureModeUnderTest: Sendable, CustomTestStringConvertible {
         try withTopology("idem-\(mode.name)") { topology in
             let app = try topology.addHost("app")
             let server = try topology.addHost("srv")
-            let sluice = try SluiceUnderTest(topology: topology)
+            let sluice = try CaptureModeUnderTest.sluice(topology, upstream: server)
             try sluice.startUp()
             try sluice.startServer(on: server, port: 8080)
             let before = try CaptureModeUnderTest.footprint(topology, app)
             try sluice.enroll(app, mode.enrollArguments)
             let installed = try CaptureModeUnderTest.footprint(topology, app)
-            #expect(installed != before, "enrolling installed something")
+            #expect((installed != before) == mode.captures, "enrolling installed capture (none installs nothing)")
+            #expect(try topology.exec(app.namespace, ["ss", "-Hltn", "sport", "= 15001"]).contains("15001"),
+                    "the proxy listens inside the workload")
             try sluice.enroll(app, mode.enrollArguments)
             let twice = try CaptureModeUnderTest.footprint(topology, app)
             #expect(twice == installed, "enrolling twice is enrolling once:\n\(CaptureModeUnderTest.difference(installed, twice))")
-            _ = try sluice.client(from: app, to: "\(server.ipv4):8080", "WHO")
+            _ = try sluice.client(from: app, to: mode.outboundTarget(server), "WHO")
             #expect(try sluice.stat("sluice.workload.\(app.namespace).downstream_cx_total") == 1)
 
             try sluice.unenroll(app)
+            try eventually("the workload's listeners are closed") {
+                try topology.exec(app.namespace, ["ss", "-Hltn"]).isEmpty
+            }
             let after = try CaptureModeUnderTest.footprint(topology, app)
             #expect(after == before, "removal leaves nothing behind:\n\(CaptureModeUnderTest.difference(before, after))")
             let direct = try sluice.client(from: app, to: "\(server.ipv4):8080", "WHO")
             #expect(direct.hasPrefix("peer=\(app.ipv4):"))
-            #expect(try sluice.stat("tcp.outbound.downstream_cx_total") == 1, "the direct path no longer passes the proxy")
+            let passed = try sluice.stat("tcp.outbound.downstream_cx_total") + sluice.stat("tcp.explicit.downstream_cx_total")
+            #expect(passed == 1, "the direct path no longer passes the proxy")
         }
     }
 
@@ -156,7 +197,7 @@ struct CaptureModeUnderTest: Sendable, CustomTestStringConvertible {
         try withTopology("restart-\(mode.name)") { topology in
             let app = try topology.addHost("app")
             let server = try topology.addHost("srv")
-            let sluice = try SluiceUnderTest(topology: topology)
+            let sluice = try CaptureModeUnderTest.sluice(topology, upstream: server)
             try sluice.startAgent()
             try sluice.startProxy()
             try sluice.startServer(on: server, port: 8080)
@@ -171,7 +212,7 @@ struct CaptureModeUnderTest: Sendable, CustomTestStringConvertible {
             }
             let restarted = try CaptureModeUnderTest.footprint(topology, app)
             #expect(restarted == installed, "the restarted agent keeps the same capture:\n\(CaptureModeUnderTest.difference(installed, restarted))")
-            let reply = try sluice.client(from: app, to: "\(server.ipv4):8080", "WHO")
+            let reply = try sluice.client(from: app, to: mode.outboundTarget(server), "WHO")
             #expect(reply.hasPrefix("peer=\(app.ipv4):"))
             #expect(try sluice.stat("sluice.workload.\(app.namespace).outbound_cx_total") == 1)
         }
@@ -183,7 +224,7 @@ struct CaptureModeUnderTest: Sendable, CustomTestStringConvertible {
         try withTopology("switch-\(mode.name)") { topology in
             let app = try topology.addHost("app")
             let server = try topology.addHost("srv")
-            let sluice = try SluiceUnderTest(topology: topology)
+            let sluice = try CaptureModeUnderTest.sluice(topology, upstream: server)
             try sluice.startUp()
             try sluice.startServer(on: server, port: 8080)
             let before = try CaptureModeUnderTest.footprint(topology, app)
@@ -198,7 +239,7 @@ struct CaptureModeUnderTest: Sendable, CustomTestStringConvertible {
                 let difference = CaptureModeUnderTest.difference(otherAlone, switched)
                 #expect(switched == otherAlone, "switching \(mode.name) → \(other.name) leaves exactly \(other.name)'s capture:\n\(difference)")
                 #expect(try sluice.cli(["workloads"]).contains(other.name))
-                let reply = try sluice.client(from: app, to: "\(server.ipv4):8080", "WHO")
+                let reply = try sluice.client(from: app, to: other.outboundTarget(server), "WHO")
                 #expect(reply.hasPrefix("peer=\(app.ipv4):"))
                 try sluice.unenroll(app)
                 let after = try CaptureModeUnderTest.footprint(topology, app)

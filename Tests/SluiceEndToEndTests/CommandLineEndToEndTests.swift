@@ -13,6 +13,29 @@ import Testing
         return path
     }
 
+    @Test func compareModesMeasuresEachModeAndCleansUp() throws {
+        try #require(geteuid() == 0, "compare-modes needs root")
+        let directory = NSTemporaryDirectory() + "sluice-compare-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let output = try Shell.run([
+            SluiceUnderTest.binary, "compare-modes", "--modes", "nftables,none", "--duration", "1", "--workload-counts", "1,3",
+            "--chart", "\(directory)/chart.svg", "--json", "\(directory)/figures.json",
+        ], timeout: 300)
+        #expect(output.status == 0, "\(output.stdout)\(output.stderr)")
+        let data = try Data(contentsOf: URL(fileURLWithPath: "\(directory)/figures.json"))
+        let figures = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let rows = try #require(figures["rows"] as? [[String: Any]])
+        #expect(rows.map { $0["path"] as? String } == ["direct", "nftables", "none"])
+        for row in rows {
+            #expect(row["failure"] == nil, "\(row)")
+            let keepAlive = row["keepAlive"] as? [String: Any]
+            #expect(((keepAlive?["requestsPerSecond"] as? Double) ?? 0) > 0, "\(row)")
+        }
+        #expect(try String(contentsOfFile: "\(directory)/chart.svg", encoding: .utf8).contains("<svg"))
+        #expect(!(try Shell.check(["ip", "netns", "list"])).contains("slc"), "compare-modes removes its namespaces")
+    }
+
     @Test func validateAcceptsTheDefaultBootstrap() throws {
         let path = try write(SluiceUnderTest.bootstrap())
         defer { try? FileManager.default.removeItem(atPath: path) }

@@ -34,7 +34,7 @@ final class RecordingHost: WorkloadHost, @unchecked Sendable {
     private var served: [String: NetworkNamespace.Identity] = [:]
     var failWith: String?
 
-    func addWorkload(_ identity: WorkloadIdentity, namespace: NetworkNamespace) throws {
+    func addWorkload(_ identity: WorkloadIdentity, namespace: NetworkNamespace, inbound: InboundDelivery) throws {
         if let failWith { throw AgentError(failWith) }
         lock.withLock { served[identity.id] = namespace.identity }
     }

@@ -76,13 +76,7 @@ struct NFTablesMessages {
         let object = setObject(set, id: id)
         defer { nftnl_set_free(object) }
         batch.append(type: NFT_MSG_NEWSET, flags: NLM_F_CREATE) { nftnl_set_nlmsg_build_payload($0, object) }
-        var elements: [(key: [UInt8], intervalEnd: Bool)] = set.ports.map { (withUnsafeBytes(of: $0.bigEndian) { Array($0) }, false) }
-        for range in set.ranges {
-            // An interval set holds a range as its first address and, flagged as an interval
-            // end, the first address after it (absent when the range reaches the top).
-            elements.append((range.network.networkBytes, false))
-            if let end = range.firstAddressAfter { elements.append((end, true)) }
-        }
+        let elements = set.elements
         guard !elements.isEmpty else { return }
         for element in elements {
             let item = nftnl_set_elem_alloc()!

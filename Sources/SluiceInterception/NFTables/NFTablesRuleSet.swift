@@ -66,6 +66,22 @@ struct NFTablesRuleSet: Equatable {
         var key: Key
         var ports: [UInt16] = []
         var ranges: [CIDRRange] = []
+
+        /// One element as the kernel stores it: key bytes in network order.
+        struct Element: Hashable {
+            var key: [UInt8]
+            /// Interval sets hold a range as its first address plus, flagged as an interval
+            /// end, the first address after it (absent when the range reaches the top).
+            var intervalEnd = false
+        }
+
+        var elements: [Element] {
+            ports.map { Element(key: withUnsafeBytes(of: $0.bigEndian) { Array($0) }) }
+                + ranges.flatMap { range in
+                    [Element(key: range.network.networkBytes)]
+                        + (range.firstAddressAfter.map { [Element(key: $0, intervalEnd: true)] } ?? [])
+                }
+        }
     }
 
     static let proxyPortsSet = "proxy_ports"

@@ -116,6 +116,37 @@ final class NetfilterSocket {
         return rules
     }
 
+    /// The elements of set `name` in `inet <table>`; nil when the set does not exist.
+    func dumpSetElements(table: String, set name: String) throws -> [NFTablesRuleSet.NamedSet.Element]? {
+        let set = nftnl_set_alloc()!
+        defer { nftnl_set_free(set) }
+        nftnl_set_set_str(set, attribute(NFTNL_SET_TABLE), table)
+        nftnl_set_set_str(set, attribute(NFTNL_SET_NAME), name)
+        var elements: [NFTablesRuleSet.NamedSet.Element] = []
+        let found = try request(NFT_MSG_GETSETELEM, flags: NLM_F_DUMP, payload: { nftnl_set_elems_nlmsg_build_payload($0, set) }) {
+            elements += Self.parseElements($0)
+        }
+        return found ? elements : nil
+    }
+
+    private static func parseElements(_ header: UnsafeMutablePointer<nlmsghdr>) -> [NFTablesRuleSet.NamedSet.Element] {
+        let set = nftnl_set_alloc()!
+        defer { nftnl_set_free(set) }
+        guard nftnl_set_elems_nlmsg_parse(header, set) == 0, let iterator = nftnl_set_elems_iter_create(set) else { return [] }
+        defer { nftnl_set_elems_iter_destroy(iterator) }
+        var elements: [NFTablesRuleSet.NamedSet.Element] = []
+        while let element = nftnl_set_elems_iter_next(iterator) {
+            var length: UInt32 = 0
+            guard let key = nftnl_set_elem_get(element, attribute(NFTNL_SET_ELEM_KEY), &length) else { continue }
+            let flags = nftnl_set_elem_is_set(element, attribute(NFTNL_SET_ELEM_FLAGS))
+                ? nftnl_set_elem_get_u32(element, attribute(NFTNL_SET_ELEM_FLAGS)) : 0
+            elements.append(.init(
+                key: Array(UnsafeRawBufferPointer(start: key, count: Int(length))),
+                intervalEnd: flags & UInt32(NFT_SET_ELEM_INTERVAL_END.rawValue) != 0))
+        }
+        return elements
+    }
+
     private func tableExists(_ name: String) throws -> Bool {
         let table = nftnl_table_alloc()!
         defer { nftnl_table_free(table) }

@@ -199,7 +199,7 @@ public final class NodeAgent: Sendable {
         for proxy in proxies {
             do {
                 let ack = try proxy.request(
-                    .addWorkload(AddWorkload(identity: record.identity, namespace: namespace.identity)),
+                    .addWorkload(record.addWorkload(in: namespace)),
                     descriptors: [namespace.descriptor], timeout: configuration.proxyTimeout)
                 if let error = ack.error { return .failed("proxy pid \(proxy.peerPID) cannot serve the workload: \(error)") }
             } catch {
@@ -285,7 +285,7 @@ public final class NodeAgent: Sendable {
                 for (record, namespace) in entries {
                     var updated = record
                     let ack = try session.request(
-                        .addWorkload(AddWorkload(identity: record.identity, namespace: namespace.identity)),
+                        .addWorkload(record.addWorkload(in: namespace)),
                         descriptors: [namespace.descriptor], timeout: configuration.proxyTimeout)
                     if let error = ack.error {
                         updated.state = .failed("proxy cannot serve the workload: \(error)")

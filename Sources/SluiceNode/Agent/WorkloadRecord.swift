@@ -35,6 +35,11 @@ public struct WorkloadRecord: Codable, Equatable, Sendable {
     public var captureTarget: CaptureTarget {
         CaptureTarget(netnsPath: netnsPath, options: options)
     }
+
+    /// The message asking a proxy to serve this workload from `namespace`.
+    func addWorkload(in namespace: NetworkNamespace) -> AddWorkload {
+        AddWorkload(identity: identity, namespace: namespace.identity, inbound: mode.inboundDelivery)
+    }
 }
 
 /// The agent's enrolled workloads, saved to a JSON file after every change so a restarted

@@ -8,7 +8,7 @@ import Synchronization
 /// the proxy server, so this module never depends on the data path.
 public protocol WorkloadHost: Sendable {
     /// Serve `identity` from `namespace`: create its capture listeners inside it.
-    func addWorkload(_ identity: WorkloadIdentity, namespace: NetworkNamespace) throws
+    func addWorkload(_ identity: WorkloadIdentity, namespace: NetworkNamespace, inbound: InboundDelivery) throws
     func removeWorkload(id: String)
     /// After a snapshot: stop serving every workload not in `ids`.
     func retainWorkloads(_ ids: Set<String>)
@@ -105,7 +105,7 @@ public final class AgentClient: Sendable {
                     guard namespace.identity == request.namespace else {
                         throw AgentError("namespace descriptor is \(namespace.identity), expected \(request.namespace)")
                     }
-                    try host.addWorkload(request.identity, namespace: namespace)
+                    try host.addWorkload(request.identity, namespace: namespace, inbound: request.inbound ?? .redirected)
                     snapshot?.insert(request.identity.id)
                 } catch let failure {
                     error = "\(failure)"

@@ -86,6 +86,14 @@ public struct AddWorkload: Codable, Equatable, Sendable {
     public var identity: WorkloadIdentity
     /// Identity of the namespace whose descriptor travels with the message.
     public var namespace: NetworkNamespace.Identity
+    /// nil from agents older than the field: redirected.
+    public var inbound: InboundDelivery?
+
+    public init(identity: WorkloadIdentity, namespace: NetworkNamespace.Identity, inbound: InboundDelivery? = nil) {
+        self.identity = identity
+        self.namespace = namespace
+        self.inbound = inbound
+    }
 }
 
 public struct DeleteWorkload: Codable, Equatable, Sendable {

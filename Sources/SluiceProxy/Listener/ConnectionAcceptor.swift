@@ -56,8 +56,15 @@ struct ConnectionAcceptor: Sendable {
         original: SocketEndpoint?
     ) throws {
         let destination = original ?? local
+        // TPROXY does no NAT (conntrack's original destination, if any, is the local address),
+        // and the connection's local address is the one the client dialled rather than one
+        // of the listener's.
+        let translated = original != nil && original != local
+        let addressedToListener = !translated && listener.config.addresses.contains { $0.endpoint.port == local.port }
+        let transparent = !translated && !addressedToListener && scope.socketFactory.inbound == .transparent
+            && listener.config.capture == .inbound
         var target = listener
-        if listener.config.useOriginalDestination, original != nil,
+        if listener.config.useOriginalDestination, !addressedToListener,
            let handoff = scope.tables.current.handoffTarget(for: destination) {
             target = handoff
         }
@@ -69,7 +76,8 @@ struct ConnectionAcceptor: Sendable {
         route.stats.downstreamConnectionsTotal.increment()
         let origin = DownstreamOrigin(
             metadata: metadata,
-            acceptedAddress: local,
+            addressedToListener: addressedToListener,
+            transparentSource: transparent ? remote : nil,
             socketFactory: scope.socketFactory,
             workloadStats: scope.workloadStats)
         let session = TCPProxySession(

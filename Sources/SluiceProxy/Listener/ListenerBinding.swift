@@ -63,7 +63,8 @@ final class ListenerBinding: Sendable {
         var channels: [any Channel] = []
         do {
             for address in listener.config.addresses {
-                let fd = try scope.socketFactory.makeListeningSocket(address)
+                let transparent = scope.socketFactory.inbound == .transparent && listener.config.capture == .inbound
+                let fd = try scope.socketFactory.makeListeningSocket(address, transparent: transparent)
                 // Child options are set synchronously in the initializer (per-option futures cost
                 // allocations per connection); TCP_NODELAY, a ServerBootstrap default on the
                 // listening socket, is inherited by accepted sockets.

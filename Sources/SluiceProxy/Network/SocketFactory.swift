@@ -11,19 +11,23 @@ import SluiceModel
 public struct SocketFactory: Sendable {
     public let namespace: NetworkNamespace
     public let mark: UInt32?
+    /// How the workload's capture delivers inbound connections.
+    public let inbound: InboundDelivery
 
-    public init(namespace: NetworkNamespace, mark: UInt32? = CaptureDefaults.proxyMark) {
+    public init(namespace: NetworkNamespace, mark: UInt32? = CaptureDefaults.proxyMark, inbound: InboundDelivery = .redirected) {
         self.namespace = namespace
         self.mark = mark
+        self.inbound = inbound
     }
 
-    /// A bound, listening, non-blocking socket for `address`, created inside the namespace.
-    public func makeListeningSocket(_ address: ListenerAddress, backlog: Int32 = 1024) throws -> CInt {
+    /// A bound, listening, non-blocking socket for `address`, created inside the namespace;
+    /// `transparent` (IP_TRANSPARENT) lets it accept connections TPROXY hands it for any address.
+    public func makeListeningSocket(_ address: ListenerAddress, transparent: Bool = false, backlog: Int32 = 1024) throws -> CInt {
         let endpoint = address.endpoint
         return try namespace.perform {
             let family = endpoint.address.isV4 ? AF_INET : AF_INET6
             let fd = sluice_stream_socket(
-                family, mark.map { CInt(bitPattern: $0) } ?? -1, 1, address.ipv4Compatible ? 0 : 1, 0)
+                family, mark.map { CInt(bitPattern: $0) } ?? -1, 1, address.ipv4Compatible ? 0 : 1, transparent ? 1 : 0)
             guard fd >= 0 else { throw SocketFactoryError.socket(address: endpoint, errno: -fd) }
             let rc = endpoint.withSockaddr { sluice_bind_listen(fd, $0, $1, backlog) }
             guard rc == 0 else {
@@ -34,8 +38,10 @@ public struct SocketFactory: Sendable {
         }
     }
 
-    /// Connects to `endpoint` from inside the namespace. Only socket creation needs the namespace;
-    /// NIO creates the socket synchronously in `connect`, so the switch is brief. Options are set
+    /// Connects to `endpoint` from inside the namespace; with `transparentSource`, from that
+    /// (non-local) address, as the client of a TPROXY-delivered connection. Only socket
+    /// creation needs the namespace; NIO creates the socket synchronously in `connect`, so the
+    /// switch is brief. Options are set
     /// synchronously in the initializer (before the connect is issued): per-option futures
     /// would cost allocations on every connection.
     public func connect(
@@ -43,11 +49,25 @@ public struct SocketFactory: Sendable {
         on eventLoop: any EventLoop,
         timeout: TimeAmount,
         mark overridingMark: UInt32? = nil,
+        transparentSource: SocketEndpoint? = nil,
         bufferLimit: Int,
         handler: @escaping @Sendable () -> any ChannelHandler
     ) -> EventLoopFuture<any Channel> {
-        let mark = (overridingMark ?? self.mark).map { SocketOptionValue(Int32(bitPattern: $0)) }
-        let bootstrap = ClientBootstrap(group: eventLoop)
+        var markValue = overridingMark ?? self.mark
+        var bootstrap = ClientBootstrap(group: eventLoop)
+        if let source = transparentSource {
+            // The policy-routing mark brings the application's replies (addressed to the
+            // client) back to this socket; IP_TRANSPARENT must be set before the bind, which
+            // NIO performs before the channel initializer runs.
+            markValue = (markValue ?? 0) | CaptureDefaults.transparentMark
+            let option = source.address.isV4
+                ? ChannelOptions.Types.SocketOption(level: SocketOptionLevel(SOL_IP), name: SocketOptionName(IP_TRANSPARENT))
+                : ChannelOptions.Types.SocketOption(level: SocketOptionLevel(SOL_IPV6), name: SocketOptionName(IPV6_TRANSPARENT))
+            bootstrap = bootstrap.channelOption(option, value: 1)
+                .bind(to: SocketEndpoint(address: source.address, port: 0).nioAddress)
+        }
+        let mark = markValue.map { SocketOptionValue(Int32(bitPattern: $0)) }
+        bootstrap = bootstrap
             .connectTimeout(timeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {

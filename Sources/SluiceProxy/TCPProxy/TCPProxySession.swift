@@ -11,8 +11,12 @@ struct TCPProxyRoute: Sendable {
 /// Where a connection came from, for stats and upstream socket creation.
 struct DownstreamOrigin: Sendable {
     let metadata: ConnectionMetadata
-    /// The address the connection was accepted on (before original-destination restoration).
-    let acceptedAddress: SocketEndpoint
+    /// Whether the connection came to the listener's own address, not redirected or handed
+    /// over by TPROXY: its "original" destination is the proxy itself.
+    let addressedToListener: Bool
+    /// Set for TPROXY-delivered inbound connections: the client address the upstream
+    /// connection leaves from, so the application sees the real client.
+    let transparentSource: SocketEndpoint?
     let socketFactory: SocketFactory
     let workloadStats: WorkloadStats?
 }
@@ -152,7 +156,7 @@ final class TCPProxySession {
         }
         guard let cluster else { return }
         let destination = origin.metadata.destination
-        if case .originalDestination = cluster.config.discovery, destination == origin.acceptedAddress {
+        if case .originalDestination = cluster.config.discovery, origin.addressedToListener {
             // Not redirected: the "original" destination is this listener, and connecting there
             // would loop back into the proxy forever.
             logger.debug("refusing to connect a listener to itself", metadata: ["destination": "\(destination)"])
@@ -175,7 +179,8 @@ final class TCPProxySession {
         let session = NIOLoopBound(self, eventLoop: eventLoop)
         origin.socketFactory.connect(
             to: host.address, on: eventLoop, timeout: TimeAmount(cluster.config.connectTimeout),
-            mark: cluster.config.upstreamMark, bufferLimit: cluster.config.perConnectionBufferLimitBytes
+            mark: cluster.config.upstreamMark, transparentSource: origin.transparentSource,
+            bufferLimit: cluster.config.perConnectionBufferLimitBytes
         ) {
             RelayHandler(session: session.value, side: .upstream)
         }.assumeIsolated().whenComplete { result in

@@ -9,6 +9,15 @@ enum Shell {
         var stderr: String
     }
 
+    private static let launchLock = NSLock()
+
+    /// Starts `process`. Foundation's `Process.run` has crashed here (inside its memcpy) when
+    /// suites running in parallel launched processes at the same moment; launches are
+    /// serialized, which costs nothing next to the commands themselves.
+    static func launch(_ process: Process) throws {
+        try launchLock.withLock { try process.run() }
+    }
+
     /// Runs a command to completion; stdin is empty.
     @discardableResult
     static func run(_ arguments: [String], timeout: TimeInterval = 120) throws -> Output {
@@ -20,7 +29,7 @@ enum Shell {
         process.standardOutput = stdout
         process.standardError = stderr
         process.standardInput = FileHandle.nullDevice
-        try process.run()
+        try Shell.launch(process)
         let errorData = ReaderBox()
         let errorThread = Thread { errorData.set(stderr.fileHandleForReading.readDataToEndOfFile()) }
         errorThread.start()
@@ -67,7 +76,7 @@ final class BackgroundProcess: @unchecked Sendable {
         process.standardOutput = handle
         process.standardError = handle
         process.standardInput = FileHandle.nullDevice
-        try process.run()
+        try Shell.launch(process)
         Self.record(process.processIdentifier)
     }
 

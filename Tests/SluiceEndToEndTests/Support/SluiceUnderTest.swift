@@ -17,9 +17,10 @@ final class SluiceUnderTest: @unchecked Sendable {
             .appendingPathComponent("Tools/tcpkit.py").path
     }
 
-    /// A bootstrap with capture listeners on 15001/15006 relaying to original destinations,
-    /// the admin API on 127.0.0.1:15000, and `extra` appended under `static_resources`.
-    static func bootstrap(bufferLimit: Int? = nil, idleTimeout: String? = nil) -> String {
+    /// A bootstrap with capture listeners on 15001/15006 relaying to original destinations and
+    /// the admin API on 127.0.0.1:15000; with `explicitUpstream`, also a per-workload listener
+    /// on 127.0.0.1:15010 relaying there (what an application addresses in the `none` mode).
+    static func bootstrap(bufferLimit: Int? = nil, idleTimeout: String? = nil, explicitUpstream: (host: String, port: Int)? = nil) -> String {
         let limit = bufferLimit.map { "\n    per_connection_buffer_limit_bytes: \($0)" } ?? ""
         let idle = idleTimeout.map { "\n          idle_timeout: \($0)" } ?? ""
         func listener(_ name: String, _ port: Int, cluster: String) -> String {
@@ -47,7 +48,7 @@ final class SluiceUnderTest: @unchecked Sendable {
             static_resources:
               listeners:
             \(listener("outbound", 15001, cluster: "passthrough"))
-            \(listener("inbound", 15006, cluster: "inbound_passthrough"))
+            \(listener("inbound", 15006, cluster: "inbound_passthrough"))\(explicitUpstream.map { _ in explicitListener } ?? "")
               clusters:
               - name: passthrough
                 type: ORIGINAL_DST
@@ -56,8 +57,37 @@ final class SluiceUnderTest: @unchecked Sendable {
               - name: inbound_passthrough
                 type: ORIGINAL_DST
                 lb_policy: CLUSTER_PROVIDED
-                connect_timeout: 2s
+                connect_timeout: 2s\(explicitUpstream.map { explicitCluster($0) } ?? "")
             """
+    }
+
+    /// A workload listener on 127.0.0.1:15010 relaying to the cluster `explicitCluster` makes.
+    private static let explicitListener = """
+
+          - name: explicit
+            address: { socket_address: { address: 127.0.0.1, port_value: 15010 } }
+            metadata: { filter_metadata: { sluice: { capture: outbound } } }
+            filter_chains:
+            - filters:
+              - name: envoy.filters.network.tcp_proxy
+                typed_config:
+                  "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+                  stat_prefix: explicit
+                  cluster: explicit_upstream
+        """
+
+    private static func explicitCluster(_ upstream: (host: String, port: Int)) -> String {
+        """
+
+          - name: explicit_upstream
+            type: STATIC
+            connect_timeout: 2s
+            load_assignment:
+              cluster_name: explicit_upstream
+              endpoints:
+              - lb_endpoints:
+                - endpoint: { address: { socket_address: { address: \(upstream.host), port_value: \(upstream.port) } } }
+        """
     }
 
     let topology: Topology
