@@ -13,7 +13,7 @@ enum IPVSKernel {
     static let required = ProcessInfo.processInfo.environment["SLUICE_REQUIRE_IPVS"] == "1"
 
     static let skipReason: Comment =
-        "this kernel has no IPVS (modprobe ip_vs failed); Scripts/test runs these tests inside a VM with Debian's kernel: Scripts/vmtest -- swift test --skip-build --filter IPVSCapture"
+        "this kernel has no IPVS (modprobe ip_vs failed); Scripts/test runs these tests inside a VM with Debian's kernel: Scripts/vmtest -- .build/debug/SluicePackageTests.xctest --testing-library swift-testing --filter IPVSCaptureTests"
 }
 
 /// IPVS capture with real virtual services in real namespaces: outbound to listed service
