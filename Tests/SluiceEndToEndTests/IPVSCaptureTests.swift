@@ -234,3 +234,20 @@ struct IPVSCaptureTests {
         }
     }
 }
+
+/// On a kernel without IPVS the mode fails saying so, and leaves nothing behind.
+@Suite(.enabled(if: !IPVSKernel.available, "this kernel has IPVS; IPVSCaptureTests cover it"))
+struct IPVSUnavailableTests {
+    @Test func installNamesTheMissingKernelSupport() throws {
+        try #require(geteuid() == 0, "end-to-end tests need root: they create network namespaces")
+        try withTopology("ipvs-missing") { topology in
+            let app = try topology.addHost("app")
+            let result = try Shell.run([
+                SluiceUnderTest.binary, "rules", "install", "--netns", app.namespace, "--mode", "ipvs", "--services", "10.96.0.1:80",
+            ])
+            #expect(result.status != 0)
+            #expect((result.stdout + result.stderr).contains("no IPVS"), "\(result.stdout)\(result.stderr)")
+            #expect(try IPVSCaptureTests.routesAndTables(topology, app).isEmpty)
+        }
+    }
+}

@@ -7,9 +7,11 @@ import SluiceModel
 /// family), TCP services with masquerading destinations only: what the capture mode needs.
 final class IPVSNetlink {
     private let handle: OpaquePointer
+    private let netnsPath: String
 
     /// Opens the socket inside `namespace`; the socket stays bound to it afterwards.
     init(namespace: NetworkNamespace, netnsPath: String) throws {
+        self.netnsPath = netnsPath
         var opened: OpaquePointer?
         var rc = try namespace.perform { sluice_genl_open(IPVS_GENL_NAME, &opened) }
         if rc == -ENOENT {
@@ -17,10 +19,15 @@ final class IPVSNetlink {
             let load = try? CommandRunner.run(["modprobe", "ip_vs"])
             rc = try namespace.perform { sluice_genl_open(IPVS_GENL_NAME, &opened) }
             if rc == -ENOENT {
-                let why = load.map { $0.status == 0 ? "" : ": modprobe ip_vs: \($0.errorOutput)" } ?? ": modprobe not found"
+                let modprobe: String
+                switch load {
+                case nil: modprobe = "modprobe not found"
+                case let result? where result.status == 0: modprobe = "modprobe ip_vs succeeded but the family is still missing"
+                case let result?: modprobe = "modprobe ip_vs: " + result.errorOutput.trimmingCharacters(in: .whitespacesAndNewlines)
+                }
                 throw CaptureError(
                     netnsPath: netnsPath, step: "open IPVS netlink",
-                    detail: "this kernel has no IPVS (generic netlink family IPVS missing)\(why.trimmingCharacters(in: .whitespacesAndNewlines))")
+                    detail: "this kernel has no IPVS (generic netlink family IPVS missing; \(modprobe))")
             }
         }
         guard rc == 0, let opened else {
@@ -124,7 +131,7 @@ final class IPVSNetlink {
         defer { buffer.deallocate() }
         let flags = dump ? UInt16(NLM_F_DUMP) : 0
         guard let message = sluice_genl_request(handle, buffer, UInt8(command), UInt8(IPVS_GENL_VERSION), flags) else {
-            throw CaptureError(netnsPath: "", step: step, detail: "cannot build the netlink request")
+            throw CaptureError(netnsPath: netnsPath, step: step, detail: "cannot build the netlink request")
         }
         build(message)
         let context = collector.map { Unmanaged.passUnretained($0).toOpaque() }
