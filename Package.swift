@@ -32,6 +32,7 @@ let package = Package(
         .plugin(name: "BPFObjectBuilder", capability: .buildTool()),
         // bpf/sluice_capture.bpf.c, compiled by the build for the running kernel and embedded.
         .target(name: "SluiceBPFPrograms", plugins: ["BPFObjectBuilder"]),
+        .target(name: "CGenericNetlink", linkerSettings: [.linkedLibrary("mnl")]),
         .systemLibrary(name: "CNetlink", pkgConfig: "libnftnl", providers: [.apt(["libnftnl-dev", "libmnl-dev"])]),
         .target(name: "SluiceLinux", dependencies: ["CSluiceLinux"], swiftSettings: swiftSettings),
         .target(name: "SluiceModel", swiftSettings: swiftSettings),
@@ -65,7 +66,7 @@ let package = Package(
         .target(
             name: "SluiceInterception",
             dependencies: [
-                "SluiceModel", "SluiceLinux", "CNetlink", "CBPF", "SluiceBPFPrograms",
+                "SluiceModel", "SluiceLinux", "CNetlink", "CGenericNetlink", "CBPF", "SluiceBPFPrograms",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

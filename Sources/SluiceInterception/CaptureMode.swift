@@ -88,6 +88,7 @@ public enum CaptureModes {
         case .nftables: return NFTablesCapture()
         case .tproxy: return TPROXYCapture(backend: iptablesBackend ?? .systemDefault())
         case .none: return NoCapture()
+        case .ipvs: return IPVSCapture()
         }
     }
 }

@@ -24,3 +24,18 @@ public struct SocketEndpoint: Hashable, Sendable, CustomStringConvertible {
         self.init(address: address, port: port)
     }
 }
+
+extension SocketEndpoint: Codable {
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let endpoint = SocketEndpoint(text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not an ADDRESS:PORT: \(text)"))
+        }
+        self = endpoint
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
+    }
+}

@@ -65,6 +65,8 @@ public enum CaptureModeName: String, Hashable, Sendable, Codable, CaseIterable {
     case nftables
     case tproxy
     case none
+    /// IPVS virtual services for an explicit list of service addresses (`CaptureOptions.services`).
+    case ipvs
     /// cgroup connect/sockops/sk_msg/getsockopt programs plus tc ingress (bpf/).
     case ebpf
 
@@ -80,6 +82,9 @@ public struct CaptureOptions: Hashable, Sendable, Codable {
     public var excludeCIDRs: [CIDRRange]
     public var outboundPort: UInt16
     public var inboundPort: UInt16
+    /// Service addresses (VIP:port) captured by modes that cannot capture everything (IPVS);
+    /// the wildcard modes ignore it.
+    public var services: [SocketEndpoint]
     /// The workload's cgroup v2 directory (eBPF mode); nil: the agent creates one.
     public var cgroup: String?
 
@@ -88,12 +93,29 @@ public struct CaptureOptions: Hashable, Sendable, Codable {
         excludeCIDRs: [CIDRRange] = [],
         outboundPort: UInt16 = CaptureDefaults.outboundPort,
         inboundPort: UInt16 = CaptureDefaults.inboundPort,
+        services: [SocketEndpoint] = [],
         cgroup: String? = nil
     ) {
         self.excludePorts = excludePorts
         self.excludeCIDRs = excludeCIDRs
         self.outboundPort = outboundPort
         self.inboundPort = inboundPort
+        self.services = services
         self.cgroup = cgroup
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case excludePorts, excludeCIDRs, outboundPort, inboundPort, services, cgroup
+    }
+
+    /// State written before `services` existed still decodes.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        excludePorts = try container.decode([UInt16].self, forKey: .excludePorts)
+        excludeCIDRs = try container.decode([CIDRRange].self, forKey: .excludeCIDRs)
+        outboundPort = try container.decode(UInt16.self, forKey: .outboundPort)
+        inboundPort = try container.decode(UInt16.self, forKey: .inboundPort)
+        services = try container.decodeIfPresent([SocketEndpoint].self, forKey: .services) ?? []
+        cgroup = try container.decodeIfPresent(String.self, forKey: .cgroup)
     }
 }

@@ -112,6 +112,9 @@ struct CaptureSelection: ParsableArguments {
     @Option(help: "Comma-separated outbound destination CIDRs never captured.")
     var excludeCidrs = ""
 
+    @Option(help: "Comma-separated service addresses ADDRESS:PORT or [IPV6]:PORT to capture (required by --mode ipvs, which has no catch-all).")
+    var services = ""
+
     @Option(help: "eBPF mode: the workload's cgroup v2 directory (absolute, or relative to the cgroup v2 mount). Default: the agent creates one and moves the namespace's processes into it.")
     var cgroup: String?
 
@@ -132,6 +135,19 @@ struct CaptureSelection: ParsableArguments {
             }
             return range
         }
+        let endpoints = try services.split(separator: ",").map { item in
+            let text = item.trimmingCharacters(in: .whitespaces)
+            guard let endpoint = SocketEndpoint(text), endpoint.port > 0 else {
+                throw ValidationErrorMessage("--services: \"\(text)\" is not ADDRESS:PORT (IPv6 as [ADDRESS]:PORT)")
+            }
+            return endpoint
+        }
+        if captureMode == .ipvs && endpoints.isEmpty {
+            throw ValidationErrorMessage("--mode ipvs needs --services ADDRESS:PORT,...: IPVS captures only listed service addresses")
+        }
+        if captureMode != .ipvs && !endpoints.isEmpty {
+            throw ValidationErrorMessage("--services applies to --mode ipvs only; --mode \(mode) captures every destination")
+        }
         if let cgroup {
             guard captureMode == .ebpf else {
                 throw ValidationErrorMessage("--cgroup applies to --mode ebpf only (this is --mode \(mode))")
@@ -140,6 +156,6 @@ struct CaptureSelection: ParsableArguments {
                 throw ValidationErrorMessage("--cgroup: \"\(cgroup)\" is not a cgroup directory path")
             }
         }
-        return (captureMode, CaptureOptions(excludePorts: ports, excludeCIDRs: cidrs, cgroup: cgroup))
+        return (captureMode, CaptureOptions(excludePorts: ports, excludeCIDRs: cidrs, services: endpoints, cgroup: cgroup))
     }
 }

@@ -121,9 +121,13 @@ struct ShellError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
+/// Waits longer on slow machines: `SLUICE_TEST_TIME_SCALE` (Scripts/vmtest sets it in an
+/// emulated VM) multiplies every `eventually` timeout.
+let testTimeScale: TimeInterval = ProcessInfo.processInfo.environment["SLUICE_TEST_TIME_SCALE"].flatMap(TimeInterval.init) ?? 1
+
 /// Waits for `condition`, polling; throws with `message` after `timeout`.
 func eventually(_ message: @autoclosure () -> String, timeout: TimeInterval = 15, _ condition: () throws -> Bool) throws {
-    let deadline = Date().addingTimeInterval(timeout)
+    let deadline = Date().addingTimeInterval(timeout * testTimeScale)
     while Date() < deadline {
         if (try? condition()) == true { return }
         usleep(50_000)
