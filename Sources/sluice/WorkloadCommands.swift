@@ -103,7 +103,7 @@ struct WorkloadsCommand: ParsableCommand {
 
 /// `--mode`, `--exclude-ports` and `--exclude-cidrs`, parsed with errors naming the flag.
 struct CaptureSelection: ParsableArguments {
-    @Option(help: "Capture mode: iptables, nftables, tproxy or none.")
+    @Option(help: "Capture mode: iptables, nftables, tproxy, ebpf, ipvs or none.")
     var mode = "iptables"
 
     @Option(help: "Comma-separated TCP ports never captured (either direction).")
