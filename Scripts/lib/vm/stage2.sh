@@ -1,11 +1,10 @@
 #!/bin/bash
-# PID 1 of the Scripts/vmtest VM once the host's root filesystem is mounted (see init): mounts
-# the writable and virtual filesystems, runs the command the host wrote to $1/command.sh with
-# its output on the console, records its exit status in $1/status and powers off.
+# PID 1 of the Scripts/vmtest VM once the host's root filesystem is mounted (see init, which
+# also mounts /tmp and /run): mounts the remaining writable and virtual filesystems, runs the
+# command the host wrote to $1/command.sh with its output on the console, records its exit
+# status in $1/status and powers off.
 run="$1"
 
-mount -t tmpfs -o mode=1777 tmpfs /tmp
-mount -t tmpfs -o mode=0755 tmpfs /run
 mkdir -p /dev/pts /dev/shm
 mount -t devpts -o gid=5,mode=620 devpts /dev/pts
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm

@@ -9,15 +9,6 @@ enum Shell {
         var stderr: String
     }
 
-    private static let launchLock = NSLock()
-
-    /// Starts `process`. Foundation's `Process.run` has crashed here (inside its memcpy) when
-    /// suites running in parallel launched processes at the same moment; launches are
-    /// serialized, which costs nothing next to the commands themselves.
-    static func launch(_ process: Process) throws {
-        try launchLock.withLock { try process.run() }
-    }
-
     /// Runs a command to completion; stdin is empty.
     @discardableResult
     static func run(_ arguments: [String], timeout: TimeInterval = 120) throws -> Output {
@@ -29,7 +20,7 @@ enum Shell {
         process.standardOutput = stdout
         process.standardError = stderr
         process.standardInput = FileHandle.nullDevice
-        try Shell.launch(process)
+        try process.run()
         let errorData = ReaderBox()
         let errorThread = Thread { errorData.set(stderr.fileHandleForReading.readDataToEndOfFile()) }
         errorThread.start()
@@ -76,7 +67,9 @@ final class BackgroundProcess: @unchecked Sendable {
         process.standardOutput = handle
         process.standardError = handle
         process.standardInput = FileHandle.nullDevice
-        try Shell.launch(process)
+        try process.run()
+        // The child has its own copy; keeping ours would hold a descriptor per process.
+        try? handle.close()
         Self.record(process.processIdentifier)
     }
 
