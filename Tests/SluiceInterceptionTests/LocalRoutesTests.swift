@@ -8,7 +8,8 @@ import Testing
 @Suite(.serialized) struct LocalRoutesTests {
     @Test func addListAndDeleteBothFamilies() throws {
         try #require(geteuid() == 0, "needs root to create a network namespace")
-        let name = "sluice-lrt\(getpid())"
+        // Named like the end-to-end namespaces, so Scripts/test removes it even after a crash.
+        let name = "slt\(getpid())x0-lrt"
         _ = try CommandRunner.check(["ip", "netns", "add", name])
         defer { _ = try? CommandRunner.run(["ip", "netns", "del", name]) }
         _ = try CommandRunner.check(["ip", "-n", name, "link", "set", "lo", "up"])
