@@ -2,14 +2,19 @@ import Foundation
 import SluiceInterception
 
 /// The namespaces `compare-modes` measures in: a client workload and a server joined by a
-/// bridge namespace, and a node namespace for the agent and proxy. Everything it creates
-/// (namespaces, processes, files) is removed by `teardown`, which also runs on SIGINT/SIGTERM.
+/// bridge namespace, and a node namespace for the agent and proxy. The client's programs also
+/// run in a cgroup of their own (the ebpf mode captures by cgroup). Everything it creates
+/// (namespaces, cgroup, processes, files) is removed by `teardown`, which also runs on
+/// SIGINT/SIGTERM. Programs enter a namespace with `nsenter --net`, not `ip netns exec`, which
+/// would remount /sys and hide the cgroup file system from them.
 final class ComparisonTopology: @unchecked Sendable {
     static let serverAddress = "10.98.0.10"
     static let clientAddress = "10.98.0.11"
 
     let prefix = "slc\(getpid())"
     let directory: URL
+    /// The client's cgroup v2 directory, nil where no cgroup v2 hierarchy is mounted.
+    let clientCgroup: String?
     private let lock = NSLock()
     private var namespaces: [String] = []
     private var processes: [Process] = []
@@ -21,7 +26,10 @@ final class ComparisonTopology: @unchecked Sendable {
     init() throws {
         directory = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("sluice-compare-\(getpid())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let name = "\(prefix)-client"
+        clientCgroup = (try? CgroupV2.mountPoint()).map { "\($0)/\(name)" }
         do {
+            if let clientCgroup { try CgroupV2.create(clientCgroup) }
             let bridge = try addNamespace("lan")
             try run(["ip", "-n", bridge, "link", "add", "br0", "type", "bridge"])
             try run(["ip", "-n", bridge, "link", "set", "br0", "up"])
@@ -64,7 +72,7 @@ final class ComparisonTopology: @unchecked Sendable {
         defer { try? handle.close() }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = Self.pinned(cpu, ["ip", "netns", "exec", namespace] + arguments)
+        process.arguments = command(in: namespace, cpu: cpu, arguments)
         process.standardOutput = handle
         process.standardError = handle
         process.standardInput = FileHandle.nullDevice
@@ -76,7 +84,14 @@ final class ComparisonTopology: @unchecked Sendable {
     /// Runs a program to completion in `namespace` and returns its output.
     @discardableResult
     func exec(_ namespace: String, cpu: Int? = nil, _ arguments: [String]) throws -> String {
-        try run(Self.pinned(cpu, ["ip", "netns", "exec", namespace] + arguments))
+        try run(command(in: namespace, cpu: cpu, arguments))
+    }
+
+    /// `arguments` inside `namespace`, pinned to `cpu`, and for the client inside its cgroup.
+    private func command(in namespace: String, cpu: Int?, _ arguments: [String]) -> [String] {
+        let entered = Self.pinned(cpu, ["nsenter", "--net=/run/netns/\(namespace)", "--"] + arguments)
+        guard namespace == client, let clientCgroup else { return entered }
+        return ["sh", "-c", "echo $$ > \"$0/cgroup.procs\" && exec \"$@\"", clientCgroup] + entered
     }
 
     func stop(_ process: Process) {
@@ -92,6 +107,7 @@ final class ComparisonTopology: @unchecked Sendable {
         let (started, created) = lock.withLock { (processes, namespaces) }
         for process in started.reversed() { stop(process) }
         for name in created.reversed() { _ = try? CommandRunner.run(["ip", "netns", "del", name]) }
+        if let clientCgroup { try? CgroupV2.remove(clientCgroup) }
         lock.withLock {
             processes = []
             namespaces = []

@@ -131,8 +131,10 @@ struct ModeComparison {
     }
 
     private func enroll(_ netnsPath: String, _ mode: CaptureModeName) throws {
+        // The ebpf mode captures the client's cgroup; the scaling workloads get one from the agent.
+        let cgroup = mode == .ebpf && netnsPath.hasSuffix("/\(topology.client)") ? topology.clientCgroup : nil
         let result = try AgentControlClient.send(
-            .enroll(EnrollRequest(netnsPath: netnsPath, mode: mode, options: CaptureOptions())), socketPath: socketPath)
+            .enroll(EnrollRequest(netnsPath: netnsPath, mode: mode, options: CaptureOptions(cgroup: cgroup))), socketPath: socketPath)
         if let error = result.error { throw CompareError("enroll \(netnsPath) in \(mode.rawValue) mode: \(error)") }
         if let state = result.workloads.first?.state, state != .captured {
             throw CompareError("enroll \(netnsPath) in \(mode.rawValue) mode: \(state)")
