@@ -4,6 +4,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -97,6 +98,7 @@ http {{ access_log off; keepalive_requests 1000000;
         for process in reversed(self.processes):
             self.stop(process)
         self.teardown_namespaces()
+        shutil.rmtree(self.work, ignore_errors=True)
 
     # -- proxies ----------------------------------------------------------------------------
     def start_sluice(self):
