@@ -27,6 +27,20 @@ public struct CaptureTarget: Sendable, Equatable {
     }
 }
 
+extension CaptureTarget {
+    /// Runs one step of installing or reading capture, naming the step and this workload's
+    /// namespace in any error that is not already a `CaptureError`.
+    func step<T>(_ name: String, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as CaptureError {
+            throw error
+        } catch {
+            throw CaptureError(netnsPath: netnsPath, step: name, detail: "\(error)")
+        }
+    }
+}
+
 /// What `verify` found.
 public enum CaptureVerification: Sendable, Equatable, CustomStringConvertible {
     /// Exactly the rules this mode installs, once.

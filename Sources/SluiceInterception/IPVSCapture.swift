@@ -22,9 +22,9 @@ public struct IPVSCapture: CaptureMode {
         let current = try captureServices(ipvs, target: target)
         let wanted = Dictionary(plan.services.map { ($0.service, $0.destination) }, uniquingKeysWith: { first, _ in first })
         for (service, destinations) in current where destinations != wanted[service].map({ [$0] }) {
-            try step(target, "remove stale service \(service)") { try ipvs.deleteService(service) }
+            try target.step("remove stale service \(service)") { try ipvs.deleteService(service) }
         }
-        let existing = Set(try step(target, "list services") { try ipvs.services() })
+        let existing = Set(try target.step("list services") { try ipvs.services() })
         for (service, destination) in plan.services {
             if current[service] == [destination] { continue }
             if existing.contains(service) && current[service] == nil {
@@ -32,7 +32,7 @@ public struct IPVSCapture: CaptureMode {
                     netnsPath: target.netnsPath, step: "add service \(service)",
                     detail: "an IPVS service with this address already exists and is not Sluice's")
             }
-            try step(target, "add service \(service)") {
+            try target.step("add service \(service)") {
                 try ipvs.addService(service)
                 try ipvs.addDestination(destination, to: service)
             }
@@ -52,12 +52,12 @@ public struct IPVSCapture: CaptureMode {
         let namespace = try open(target)
         let ipvs = try IPVSNetlink(namespace: namespace, netnsPath: target.netnsPath)
         for service in try captureServices(ipvs, target: target).keys {
-            try step(target, "remove service \(service)") { try ipvs.deleteService(service) }
+            try target.step("remove service \(service)") { try ipvs.deleteService(service) }
         }
         let routes = try LocalRoutes(namespace: namespace, netnsPath: target.netnsPath)
         for address in try routes.addresses() { try routes.delete(address) }
         // The sysctl goes back to the kernel default once nothing of IPVS is left in the namespace.
-        if try step(target, "list services", { try ipvs.services() }).isEmpty {
+        if try target.step("list services", { try ipvs.services() }).isEmpty {
             try setConntrack(false, in: namespace, target: target)
         }
         try ConntrackDemand(netnsPath: target.netnsPath).remove()
@@ -116,8 +116,8 @@ public struct IPVSCapture: CaptureMode {
     /// The namespace's services that this mode installed, with their destinations.
     private func captureServices(_ ipvs: IPVSNetlink, target: CaptureTarget) throws -> [SocketEndpoint: [SocketEndpoint]] {
         var result: [SocketEndpoint: [SocketEndpoint]] = [:]
-        for service in try step(target, "list services", { try ipvs.services() }) {
-            let destinations = try step(target, "list destinations of \(service)") { try ipvs.destinations(of: service) }
+        for service in try target.step("list services", { try ipvs.services() }) {
+            let destinations = try target.step("list destinations of \(service)") { try ipvs.destinations(of: service) }
             if IPVSCapturePlan.isCaptureService(destinations: destinations, options: target.options) {
                 result[service] = destinations
             }
@@ -125,15 +125,6 @@ public struct IPVSCapture: CaptureMode {
         return result
     }
 
-    private func step<T>(_ target: CaptureTarget, _ name: String, _ body: () throws -> T) throws -> T {
-        do {
-            return try body()
-        } catch let error as CaptureError {
-            throw error
-        } catch {
-            throw CaptureError(netnsPath: target.netnsPath, step: name, detail: "\(error)")
-        }
-    }
 
     private static let conntrackSysctl = "/proc/sys/net/ipv4/vs/conntrack"
 

@@ -14,7 +14,7 @@ public struct NFTablesCapture: CaptureMode {
         if try verification(socket, target, expected: ruleSet) == .installed { return }
         let batch = socket.makeBatch()
         try NFTablesMessages.install(ruleSet, into: batch)
-        try step(target, "install the inet \(NFTablesRuleSet.tableName) table") { try socket.commit(batch) }
+        try target.step("install the inet \(NFTablesRuleSet.tableName) table") { try socket.commit(batch) }
         let after = try verification(socket, target, expected: ruleSet)
         guard after == .installed else {
             throw CaptureError(netnsPath: target.netnsPath, step: "verify after install", detail: after.description)
@@ -26,7 +26,7 @@ public struct NFTablesCapture: CaptureMode {
         guard try dump(socket, target) != nil else { return }
         let batch = socket.makeBatch()
         try NFTablesMessages.remove(into: batch)
-        try step(target, "delete the inet \(NFTablesRuleSet.tableName) table") { try socket.commit(batch) }
+        try target.step("delete the inet \(NFTablesRuleSet.tableName) table") { try socket.commit(batch) }
     }
 
     public func verify(_ target: CaptureTarget) throws -> CaptureVerification {
@@ -47,7 +47,7 @@ public struct NFTablesCapture: CaptureMode {
         var details: [String] = []
         if case .drifted(let problems) = rules { details = problems }
         for set in expected.sets {
-            let found = try step(target, "read set \(set.name)") {
+            let found = try target.step("read set \(set.name)") {
                 try socket.dumpSetElements(table: NFTablesRuleSet.tableName, set: set.name)
             }
             guard let found else {
@@ -79,24 +79,15 @@ public struct NFTablesCapture: CaptureMode {
     }
 
     private func open(_ target: CaptureTarget) throws -> NetfilterSocket {
-        try step(target, "open netfilter socket") {
+        try target.step("open netfilter socket") {
             try NetfilterSocket(namespace: try NetworkNamespace(path: target.netnsPath))
         }
     }
 
     private func dump(_ socket: NetfilterSocket, _ target: CaptureTarget) throws -> [DumpedRule]? {
-        try step(target, "read the inet \(NFTablesRuleSet.tableName) table") {
+        try target.step("read the inet \(NFTablesRuleSet.tableName) table") {
             try socket.dumpRules(table: NFTablesRuleSet.tableName)
         }
     }
 
-    private func step<T>(_ target: CaptureTarget, _ name: String, _ body: () throws -> T) throws -> T {
-        do {
-            return try body()
-        } catch let error as CaptureError {
-            throw error
-        } catch {
-            throw CaptureError(netnsPath: target.netnsPath, step: name, detail: "\(error)")
-        }
-    }
 }
