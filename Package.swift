@@ -8,6 +8,9 @@ let swiftSettings: [SwiftSetting] = [
     .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
 ]
 
+/// A second build of the same sources for the hot-upgrade tests, which alternate two builds.
+let variantSettings: [SwiftSetting] = Context.environment["SLUICE_BUILD_VARIANT"] == "B" ? [.define("SLUICE_BUILD_VARIANT_B")] : []
+
 let package = Package(
     name: "Sluice",
     platforms: [.macOS(.v15)],
@@ -92,18 +95,29 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "SluiceUpgrade",
+            dependencies: [
+                "SluiceLinux", "SluiceModel", "SluiceProxy",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "sluice",
             dependencies: [
                 "SluiceModel", "SluiceLinux", "SluiceConfig", "SluiceProxy", "SluiceInterception", "SluiceNode", "SluiceAdmin",
+                "SluiceUpgrade",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            swiftSettings: swiftSettings
+            swiftSettings: swiftSettings + variantSettings
         ),
+        .testTarget(
+            name: "SluiceUpgradeTests", dependencies: ["SluiceUpgrade", "SluiceProxy", "SluiceModel"], swiftSettings: swiftSettings),
         .testTarget(name: "SluiceModelTests", dependencies: ["SluiceModel"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SluiceConfigTests",

@@ -16,6 +16,11 @@ public final class AdminServer: Sendable {
     private let logger: Logger
     /// Set by the first `shutdown`; NIO does not answer a second group shutdown.
     private let stopped = Atomic(false)
+    /// Set once a new process owns the listening socket (hot upgrade): its file stays.
+    private let released = Atomic(false)
+
+    /// The listening socket's descriptor, for a hot upgrade to hand over.
+    public let descriptor: CInt
 
     /// Where the server listens: `ip:port` with the real port, or the Unix socket path.
     public let boundAddress: String
@@ -23,7 +28,11 @@ public final class AdminServer: Sendable {
     /// Connections idle this long are closed.
     static let idleTimeout = TimeAmount.minutes(5)
 
-    private init(group: MultiThreadedEventLoopGroup, channel: any Channel, socketFile: SocketFile?, boundAddress: String, logger: Logger) {
+    private init(
+        group: MultiThreadedEventLoopGroup, channel: any Channel, descriptor: CInt, socketFile: SocketFile?, boundAddress: String,
+        logger: Logger
+    ) {
+        self.descriptor = descriptor
         self.group = group
         self.channel = channel
         self.socketFile = socketFile
@@ -31,8 +40,11 @@ public final class AdminServer: Sendable {
         self.logger = logger
     }
 
-    /// Binds `address` (TCP endpoint or Unix socket path with file mode) and starts serving.
-    public static func start(address: AdminAddress, context: AdminContext, logger: Logger) async throws -> AdminServer {
+    /// Binds `address` (TCP endpoint or Unix socket path with file mode) and starts serving;
+    /// with `inheritedDescriptor`, serves the socket a previous process listened on instead.
+    public static func start(
+        address: AdminAddress, context: AdminContext, logger: Logger, inheritedDescriptor: CInt? = nil
+    ) async throws -> AdminServer {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let router = AdminRouter(context: context, logger: logger)
         let isUnix: Bool
@@ -55,10 +67,19 @@ public final class AdminServer: Sendable {
         do {
             switch address {
             case .tcp(let endpoint):
-                let channel = try await bootstrap.bind(to: endpoint.nioAddress).get()
+                // Created here rather than by NIO so that its descriptor is known for a hot upgrade.
+                let fd = try inheritedDescriptor
+                    ?? SocketFactory(namespace: .home, mark: nil).makeListeningSocket(ListenerAddress(endpoint: endpoint), backlog: 128)
+                let channel = try await bootstrap.withBoundSocket(fd).get()
                 let bound = SocketEndpoint(channel.localAddress)?.description ?? endpoint.description
                 logger.info("admin listening", metadata: ["address": "\(bound)"])
-                return AdminServer(group: group, channel: channel, socketFile: nil, boundAddress: bound, logger: logger)
+                return AdminServer(group: group, channel: channel, descriptor: fd, socketFile: nil, boundAddress: bound, logger: logger)
+            case .unixSocket(let path, _) where inheritedDescriptor != nil:
+                let channel = try await bootstrap.withBoundSocket(inheritedDescriptor!).get()
+                logger.info("admin listening", metadata: ["address": "\(path)", "inherited": "true"])
+                return AdminServer(
+                    group: group, channel: channel, descriptor: inheritedDescriptor!, socketFile: SocketFile(path: path),
+                    boundAddress: path, logger: logger)
             case .unixSocket(let path, let mode):
                 let socket = try UnixListenSocket(path: path, mode: mode)
                 let channel: any Channel
@@ -69,7 +90,9 @@ public final class AdminServer: Sendable {
                     throw error
                 }
                 logger.info("admin listening", metadata: ["address": "\(path)"])
-                return AdminServer(group: group, channel: channel, socketFile: socket.file, boundAddress: path, logger: logger)
+                return AdminServer(
+                    group: group, channel: channel, descriptor: socket.descriptor, socketFile: socket.file, boundAddress: path,
+                    logger: logger)
             }
         } catch {
             try? await group.shutdownGracefully()
@@ -82,10 +105,17 @@ public final class AdminServer: Sendable {
     public func shutdown() async {
         guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
         // Unlink before closing: while our socket is open its inode cannot be reused, so an
-        // unchanged inode really means the file is still ours.
-        socketFile?.removeIfUnchanged()
+        // unchanged inode really means the file is still ours (unless a new process took it over).
+        if !released.load(ordering: .acquiring) { socketFile?.removeIfUnchanged() }
         try? await channel.close()
         try? await group.shutdownGracefully()
         logger.info("admin stopped")
+    }
+
+    /// Stops accepting and closes this process's copy of the listening socket, whose file and
+    /// accept queue a new process now owns; open admin connections finish.
+    public func release() async {
+        released.store(true, ordering: .releasing)
+        try? await channel.close()
     }
 }

@@ -17,6 +17,11 @@ public final class SeqpacketSocket: Sendable {
         self.descriptor = descriptor
     }
 
+    /// Takes ownership of a descriptor handed over by another process.
+    public static func adopting(_ descriptor: CInt) -> SeqpacketSocket {
+        SeqpacketSocket(descriptor: descriptor)
+    }
+
     deinit {
         close(descriptor)
     }
@@ -61,6 +66,23 @@ public final class SeqpacketSocket: Sendable {
         let fd = sluice_accept(descriptor)
         guard fd >= 0 else { throw SocketError(operation: "accept", path: nil, code: -fd) }
         return SeqpacketSocket(descriptor: fd)
+    }
+
+    /// A pending connection, or nil when none waits. For a listening socket two processes share
+    /// during a hot upgrade: the socket is non-blocking (a status flag both processes see), so
+    /// the process that loses the race for a connection is not left blocked in `accept`.
+    public func acceptIfPending() throws -> SeqpacketSocket? {
+        let fd = sluice_accept(descriptor)
+        if fd == -EAGAIN || fd == -EWOULDBLOCK { return nil }
+        guard fd >= 0 else { throw SocketError(operation: "accept", path: nil, code: -fd) }
+        // Accepted sockets do not inherit O_NONBLOCK; records on them are read blocking.
+        return SeqpacketSocket(descriptor: fd)
+    }
+
+    /// Makes calls on this socket return instead of blocking.
+    public func setNonBlocking() {
+        let flags = fcntl(descriptor, F_GETFL)
+        _ = fcntl(descriptor, F_SETFL, flags | O_NONBLOCK)
     }
 
     /// Sends one record. Descriptors are duplicated into the peer; the caller keeps its own.

@@ -24,21 +24,24 @@ public final class ProxyServer: Sendable {
     private let tables: ListenerTableSource
     private let placement: CapturePlacement
     private let drainTime: TimeAmount
-    private let logger: Logger
-    private let hostBindings = NIOLockedValueBox<[String: ListenerBinding]>([:])
-    private let workloads = NIOLockedValueBox<[String: WorkloadRuntime]>([:])
+    let logger: Logger
+    let hostBindings = NIOLockedValueBox<[String: ListenerBinding]>([:])
+    let workloads = NIOLockedValueBox<[String: WorkloadRuntime]>([:])
+    /// Listening sockets handed over by the previous process, claimed as listeners bind.
+    public let inherited: InheritedSockets?
     /// Per-workload configurations that arrived before their workload was attached.
     private let pendingWorkloadConfigurations = NIOLockedValueBox<[String: ProxyConfiguration]>([:])
     private let resolverPool = NIOThreadPool(numberOfThreads: 1)
     /// Serializes configuration and workload changes so that no two interleave.
-    private let changes = SerialChangeQueue()
+    let changes = SerialChangeQueue()
     private let started = NIOLockedValueBox(false)
     private let dynamicConfigurationReady: NIOLockedValueBox<Bool>
-    private let hostScope: AcceptScope
+    let hostScope: AcceptScope
 
     /// - Parameters:
     ///   - waitsForDynamicConfiguration: not ready until `markDynamicConfigurationReady()` (xDS).
     ///   - drainTime: how long connections of a removed listener may finish (Envoy's drain time).
+    ///   - inherited: listening sockets from the process this one takes over from.
     public init(
         configuration: ProxyConfiguration,
         workerThreads: Int = 1,
@@ -46,8 +49,10 @@ public final class ProxyServer: Sendable {
         waitsForDynamicConfiguration: Bool = false,
         drainTime: Duration = .seconds(600),
         stats: StatsStore = StatsStore(),
+        inherited: InheritedSockets? = nil,
         logger: Logger = Logger(label: "sluice.proxy")
     ) {
+        self.inherited = inherited
         self.configurationBox = NIOLockedValueBox(configuration)
         self.stats = stats
         self.placement = placement
@@ -249,7 +254,8 @@ public final class ProxyServer: Sendable {
                 await existing.drain(after: drainTime, on: group.next())
             }
             do {
-                bindings[listener.config.name] = try await ListenerBinding.bind(listener, scope: scope, group: group, logger: logger)
+                bindings[listener.config.name] = try await ListenerBinding.bind(
+                    listener, scope: scope, group: group, inherited: inherited, logger: logger)
             } catch {
                 if strict { throw error }
                 logger.error("cannot bind listener", metadata: ["listener": "\(listener.config.name)", "error": "\(error)"])

@@ -1,4 +1,6 @@
 import ArgumentParser
+import Foundation
+import SluiceUpgrade
 import Logging
 import SluiceConfig
 import SluiceModel
@@ -32,13 +34,32 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(help: "Node id of a workload's ADS stream: {ip} {ips} {name} {namespace} {id} {serviceAccount}.")
     var xdsNodeId = XDSConfiguration.istioNodeIDTemplate
 
+    @Option(help: "Hot-upgrade socket (default: upgrade.sock beside the agent socket; none without an agent socket).")
+    var upgradeSocket: String?
+
+    @Flag(help: "Take over every socket and connection from the proxy serving on the upgrade socket.")
+    var takeover = false
+
+    @Option(help: "Seconds a new process may take to serve every inherited listener before the upgrade is rolled back.")
+    var upgradeReadyTimeoutS = 30
+
+    @Option(help: "Seconds either side of an upgrade waits for any other step.")
+    var upgradeStepTimeoutS = 10
+
     @OptionGroup var logging: LoggingOptions
 
     func run() async throws {
         try Support.bootstrapLogging(logging.logLevel)
+        var settings = UpgradeSettings()
+        settings.readyTimeout = .seconds(upgradeReadyTimeoutS)
+        settings.stepTimeout = .seconds(upgradeStepTimeoutS)
+        settings.arguments = Array(CommandLine.arguments.dropFirst())
+        settings.build = BuildInfo.label
         let runner = ProxyRunner(
             configPath: config, agentSocket: agentSocket, workers: workers, outboundPort: outboundPort, inboundPort: inboundPort,
-            drainTime: .seconds(drainTimeS), perWorkloadXDSNodeID: xdsPerWorkload ? xdsNodeId : nil)
+            drainTime: .seconds(drainTimeS), perWorkloadXDSNodeID: xdsPerWorkload ? xdsNodeId : nil,
+            upgradeSocket: upgradeSocket ?? agentSocket.map { ($0 as NSString).deletingLastPathComponent + "/upgrade.sock" },
+            takeover: takeover, upgradeSettings: settings)
         try await runner.run(logger: Logger(label: "sluice.proxy"), shutdown: Support.ShutdownSignal())
     }
 }

@@ -1,12 +1,14 @@
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
+import Synchronization
 import SluiceAdmin
 import SluiceConfig
 import SluiceLinux
 import SluiceModel
 import SluiceNode
 import SluiceProxy
+import SluiceUpgrade
 
 /// Assembles and runs the proxy: configuration, data path, admin API and the agent link.
 struct ProxyRunner {
@@ -18,6 +20,11 @@ struct ProxyRunner {
     var drainTime: Duration = .seconds(600)
     /// Each workload gets its own ADS stream and configuration (node id from this template).
     var perWorkloadXDSNodeID: String?
+    /// The hot-upgrade socket; nil: this proxy cannot be upgraded in place.
+    var upgradeSocket: String?
+    /// Take over from the proxy serving on `upgradeSocket` instead of binding anew.
+    var takeover = false
+    var upgradeSettings = UpgradeSettings()
 
     /// Loads the bootstrap or exits with every problem named by its field path.
     static func loadOrExit(_ path: String, options: TranslationOptions) -> LoadedBootstrap {
@@ -37,14 +44,17 @@ struct ProxyRunner {
         let options = TranslationOptions(outboundCapturePort: outboundPort, inboundCapturePort: inboundPort)
         let loaded = Self.loadOrExit(configPath, options: options)
         for warning in loaded.warnings { logger.warning("\(warning)") }
+        let upgradeListener = try takeover ? nil : claimUpgradeSocket()
+        let handover = try beginTakeover(logger: logger)
+        let inherited = handover.map { InheritedSockets($0.inheritance.listeners) }
         let server = ProxyServer(
             configuration: loaded.configuration,
             workerThreads: workers,
             placement: agentSocket == nil ? .proxyNamespace : .perWorkload,
             waitsForDynamicConfiguration: loaded.xds != nil,
             drainTime: drainTime,
+            inherited: inherited,
             logger: logger)
-        try await server.start()
 
         var xds: (client: ADSClient, task: Task<Void, Never>)?
         var workloadXDS: WorkloadXDS?
@@ -63,10 +73,20 @@ struct ProxyRunner {
                     server.markDynamicConfigurationReady()
                     logger.info("initial xDS configuration applied")
                 })
+            if let state = handover?.inheritance.xds {
+                try await client.restore(JSONDecoder().decode(XDSHandoverState.self, from: state))
+                logger.info("xDS state taken over from the previous process")
+            }
             xds = (client, Task { await client.run() })
             logger.info("xDS", metadata: [
                 "server": "\(xdsConfiguration.server)", "protocol": "\(xdsConfiguration.wireProtocol.rawValue)",
             ])
+        }
+
+        try await server.start()
+        let workloadHost = ProxyWorkloadHost(server: server, xds: workloadXDS)
+        for (workload, namespace) in handover?.inheritance.workloads ?? [] {
+            try workloadHost.addWorkload(workload.identity, namespace: namespace, inbound: workload.inbound)
         }
 
         var admin: AdminServer?
@@ -74,28 +94,123 @@ struct ProxyRunner {
             let context = AdminContext(proxy: server, bootstrap: loaded, startTime: Date(), xds: xds?.client.dump) {
                 shutdown.trigger("/quitquitquit")
             }
-            admin = try await AdminServer.start(address: adminConfig.address, context: context, logger: logger)
+            admin = try await AdminServer.start(
+                address: adminConfig.address, context: context, logger: logger, inheritedDescriptor: handover?.inheritance.admin)
             logger.info("admin listening", metadata: ["address": "\(admin!.boundAddress)"])
-        }
-        var agentClient: AgentClient?
-        if let agentSocket {
-            agentClient = AgentClient(
-                socketPath: agentSocket, host: ProxyWorkloadHost(server: server, xds: workloadXDS), logger: logger)
-            agentClient?.start()
         }
         for (name, addresses) in server.hostListenerAddresses {
             logger.info("listener serving", metadata: ["listener": "\(name)", "addresses": "\(addresses)"])
+        }
+        var agentDescriptor: CInt?
+        var upgradeSocket = upgradeListener
+        if let handover {
+            let outcome = try await completeTakeover(handover, server: server, logger: logger)
+            agentDescriptor = handover.inheritance.agent
+            upgradeSocket = handover.inheritance.upgradeListener
+            logger.info("took over from the previous process", metadata: [
+                "adopted": "\(outcome.adopted)", "build": "\(handover.inheritance.build)",
+            ])
+        }
+        var agentClient: AgentClient?
+        if let agentSocket {
+            agentClient = AgentClient(socketPath: agentSocket, host: workloadHost, logger: logger)
+            agentClient?.start(adopting: agentDescriptor)
+        }
+        let handedOver = Mutex(false)
+        var coordinator: UpgradeCoordinator?
+        if let upgradeSocket {
+            let participant = RunningProxyParticipant(agent: agentClient, admin: admin, xds: xds?.client)
+            coordinator = UpgradeCoordinator(
+                listener: upgradeSocket, server: server, participant: participant, settings: upgradeSettings, logger: logger
+            ) { _ in
+                handedOver.withLock { $0 = true }
+                shutdown.trigger("handed over to the new process")
+            }
+            coordinator?.start()
         }
         logger.info("proxy ready", metadata: ["pid": "\(getpid())"])
 
         let reason = await shutdown.wait()
         logger.info("shutting down", metadata: ["reason": "\(reason)"])
-        beforeShutdown()
+        coordinator?.stop()
+        if handedOver.withLock({ $0 }) {
+            // Connections that could not move (half-closed, still connecting) finish here first.
+            let deadline = ContinuousClock.now + drainTime
+            while server.openConnections > 0, ContinuousClock.now < deadline {
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+        } else {
+            beforeShutdown()
+        }
         xds?.task.cancel()
         workloadXDS?.stopAll()
         agentClient?.stop()
         await admin?.shutdown()
         await server.shutdown()
+    }
+}
+
+extension ProxyRunner {
+    /// Binds the upgrade socket, unless another proxy is serving on it: two proxies must not
+    /// both think they own the node (the new one is started with `--takeover`).
+    private func claimUpgradeSocket() throws -> SeqpacketSocket? {
+        guard let upgradeSocket else { return nil }
+        if (try? SeqpacketSocket.connect(path: upgradeSocket)) != nil {
+            throw ValidationErrorMessage("a proxy is already serving on \(upgradeSocket); start this one with --takeover to replace it")
+        }
+        return try SeqpacketSocket.listen(path: upgradeSocket)
+    }
+
+    private func beginTakeover(logger: Logger) throws -> (takeover: Takeover, inheritance: Takeover.Inheritance)? {
+        guard takeover else { return nil }
+        guard let upgradeSocket else { throw ValidationErrorMessage("--takeover needs the upgrade socket (--upgrade-socket or --agent-socket)") }
+        let (takeover, inheritance) = try Takeover.begin(socketPath: upgradeSocket, settings: upgradeSettings, logger: logger)
+        logger.info("taking over", metadata: [
+            "listeners": "\(inheritance.listeners.count)", "workloads": "\(inheritance.workloads.count)",
+            "from build": "\(inheritance.build)",
+        ])
+        return (takeover, inheritance)
+    }
+
+    /// Serving every inherited listener now: report ready, then adopt the connections the
+    /// previous process hands over and continue its counters.
+    private func completeTakeover(
+        _ handover: (takeover: Takeover, inheritance: Takeover.Inheritance), server: ProxyServer, logger: Logger
+    ) async throws -> Takeover.Outcome {
+        let inherited = server.inherited!
+        for unclaimed in inherited.closeUnclaimed() {
+            logger.warning("inherited listening socket not in this configuration; closed", metadata: ["socket": "\(unclaimed)"])
+        }
+        try handover.takeover.ready(listeners: inherited.claimed, workloads: handover.inheritance.workloads.count)
+        let stats = server.stats
+        let outcome = await handover.takeover.receiveConnections(
+            adopt: { record, downstream, upstream in try await server.adopt(record, downstream: downstream, upstream: upstream) },
+            absorbCounters: { stats.absorb($0) })
+        for failure in outcome.failures { logger.warning("connection not adopted", metadata: ["reason": "\(failure)"]) }
+        if let error = outcome.error {
+            logger.warning("previous process gone before the end of the hand-over; serving what was handed over", metadata: [
+                "error": "\(error)",
+            ])
+        }
+        return outcome
+    }
+}
+
+/// What the running proxy hands over besides the data path.
+struct RunningProxyParticipant: UpgradeParticipant {
+    let agent: AgentClient?
+    let admin: AdminServer?
+    let xds: ADSClient?
+
+    func suspendAgent() -> CInt? { agent?.suspend() }
+    func resumeAgent() { agent?.resume() }
+    func releaseAgent() { agent?.release() }
+    var adminDescriptor: CInt? { admin?.descriptor }
+    func releaseAdmin() async { await admin?.release() }
+
+    func xdsState() -> Data? {
+        guard let xds else { return nil }
+        return try? JSONEncoder().encode(XDSHandoverState(xds.dump.current))
     }
 }
 

@@ -8,7 +8,7 @@ struct Sluice: AsyncParsableCommand {
         abstract: "Transparent traffic interception for unmodified workloads, with one shared xDS-ready proxy per node.",
         subcommands: [
             ProxyCommand.self, AgentCommand.self, UpCommand.self, EnrollCommand.self, UnenrollCommand.self,
-            WorkloadsCommand.self, ValidateCommand.self, RulesCommand.self, CompareModesCommand.self,
+            WorkloadsCommand.self, ValidateCommand.self, RulesCommand.self, CompareModesCommand.self, UpgradeCommand.self,
         ])
 }
 

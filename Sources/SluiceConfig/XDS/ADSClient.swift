@@ -12,7 +12,7 @@ public final class ADSClient: Sendable {
     /// What xDS delivered, for the admin API.
     public let dump = XDSDumpStore()
     private let configuration: XDSConfiguration
-    private let engine: XDSEngine
+    let engine: XDSEngine
     private let logger: Logger
 
     /// - Parameters:

@@ -31,15 +31,15 @@ actor XDSEngine {
 
     let configuration: XDSConfiguration
     let staticConfiguration: ProxyConfiguration
-    private let decoder: XDSResourceDecoder
+    let decoder: XDSResourceDecoder
     private let apply: @Sendable (ProxyConfiguration) async -> Void
     private let initialized: @Sendable () -> Void
     private let logger: Logger
     private let dumpStore: XDSDumpStore
 
-    private var types: [XDSResourceType: TypeState] = [:]
+    var types: [XDSResourceType: TypeState] = [:]
     /// EDS clusters whose endpoints have not arrived since they were added or changed.
-    private var warming: Set<String> = []
+    var warming: Set<String> = []
     private var clustersInitialized = false
     private var reportedInitialized = false
     private var lastApplied: ProxyConfiguration?
@@ -222,7 +222,7 @@ actor XDSEngine {
         return configuration
     }
 
-    private func publish() async {
+    func publish() async {
         publishDump()
         let configuration = assembledConfiguration()
         guard configuration != lastApplied else { return }
@@ -265,7 +265,7 @@ actor XDSEngine {
         }
     }
 
-    private func advanceInitialization() {
+    func advanceInitialization() {
         if !clustersInitialized, types[.cluster]!.received, warming.isEmpty {
             clustersInitialized = true
             if configuration.listenersViaADS, !types[.listener]!.requested { request(.listener) }

@@ -22,6 +22,12 @@ public final class AgentClient: Sendable {
         var socket: AgentConnection?
         var stopped = false
         var connected = false
+        /// A hot upgrade asked the reader to stop between two messages.
+        var suspended = false
+        /// The reader saw `suspended` and is not in the middle of a message.
+        var parked = false
+        /// The new process owns the connection: stop without shutting it down.
+        var released = false
     }
 
     private let socketPath: String
@@ -37,29 +43,67 @@ public final class AgentClient: Sendable {
 
     public var isConnected: Bool { state.withLock { $0.connected } }
 
-    public func start() {
-        Thread { self.run() }.start()
+    /// Connects to the agent; with `adopting`, first continues a session a previous proxy
+    /// process had already opened (handed over on a hot upgrade).
+    public func start(adopting descriptor: CInt? = nil) {
+        let inherited = descriptor.map { AgentConnection(socket: SeqpacketSocket.adopting($0)) }
+        if let inherited { state.withLock { $0.socket = inherited; $0.connected = true } }
+        Thread { self.run(inherited: inherited) }.start()
     }
 
     public func stop() {
         let connection = state.withLock { state in
             state.stopped = true
-            return state.socket
+            return state.released ? nil : state.socket
         }
         connection?.close()
     }
 
-    private func run() {
+    /// Stops reading agent messages once the current one is handled and returns the link's
+    /// descriptor (still owned here), or nil when not connected.
+    public func suspend(timeout: Duration = .seconds(5)) -> CInt? {
+        state.withLock { $0.suspended = true }
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline, !state.withLock({ $0.parked || !$0.connected }) {
+            Thread.sleep(forTimeInterval: 0.005)
+        }
+        return state.withLock { $0.connected && $0.parked ? $0.socket?.socket.descriptor : nil }
+    }
+
+    /// Reads agent messages again after `suspend`.
+    public func resume() {
+        state.withLock { $0.suspended = false }
+    }
+
+    /// Lets go of the link without closing the connection: another process continues it.
+    public func release() {
+        state.withLock { state in
+            state.released = true
+            state.stopped = true
+        }
+    }
+
+    private func run(inherited: AgentConnection?) {
         var backoff: Duration = .milliseconds(100)
+        var inherited = inherited
         while !state.withLock({ $0.stopped }) {
             do {
-                let connection = try connect()
+                let connection: AgentConnection
+                if let adopted = inherited {
+                    connection = adopted
+                    inherited = nil
+                    logger.info("continuing the agent session handed over by the previous process")
+                } else {
+                    connection = try connect()
+                }
                 backoff = .milliseconds(100)
                 try serve(connection)
+                if state.withLock({ $0.stopped }) { break }
                 logger.warning("agent closed the connection; reconnecting")
             } catch {
                 logger.debug("agent link down", metadata: ["error": "\(error)"])
             }
+            if state.withLock({ $0.released }) { return }
             state.withLock { $0.connected = false; $0.socket = nil }
             if state.withLock({ $0.stopped }) { return }
             let jitter = Double.random(in: 0.5...1.0)
@@ -94,7 +138,22 @@ public final class AgentClient: Sendable {
 
     private func serve(_ connection: AgentConnection) throws {
         var snapshot: Set<String>?
-        while let frame = try connection.receive() {
+        while true {
+            // Polling (not a blocking read) lets a hot upgrade stop the reader between two
+            // messages without shutting down a socket the new process is about to share.
+            let (suspended, stopped) = state.withLock { state -> (Bool, Bool) in
+                state.parked = state.suspended
+                return (state.suspended, state.stopped)
+            }
+            if stopped { return }
+            if suspended {
+                Thread.sleep(forTimeInterval: 0.01)
+                continue
+            }
+            guard connection.socket.waitReadable(timeout: .milliseconds(100)) else { continue }
+            // Suspended while waiting: the message stays queued for whoever reads next.
+            if state.withLock({ $0.suspended || $0.stopped }) { continue }
+            guard let frame = try connection.receive() else { break }
             var error: String?
             switch frame.message {
             case .snapshotBegin:

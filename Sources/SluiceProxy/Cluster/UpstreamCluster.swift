@@ -60,6 +60,15 @@ public final class UpstreamCluster: Sendable {
         return balancer.choose(from: hostSet, excluding: excluded)
     }
 
+    /// The host a connection taken over from another process is connected to: the current host
+    /// with that address, else one that only carries its stats (the host left the cluster).
+    func host(adopting address: SocketEndpoint) -> UpstreamHost {
+        if case .originalDestination = config.discovery, let host = chooseHost(originalDestination: address, excluding: []) {
+            return host
+        }
+        return hostSet.allHosts.first { $0.address == address } ?? UpstreamHost(address: address)
+    }
+
     /// Replaces the host set (DNS refresh, discovery), keeping the stats of unchanged hosts.
     func replaceHosts(_ newHosts: [UpstreamHost], overprovisioningFactor: Double? = nil) {
         let factor = overprovisioningFactor ?? config.loadAssignment.overprovisioningFactor

@@ -21,25 +21,19 @@ struct ConnectionAcceptor: Sendable {
 
     func initialize(_ channel: any Channel) -> EventLoopFuture<Void> {
         let listener = state.listener
-        state.connections.insert(channel)
         let stats = listener.stats
         stats.downstreamConnectionsTotal.increment()
-        stats.downstreamConnectionsActive.increment()
         let workloadStats = scope.workloadStats
         if let workloadStats {
             workloadStats.connectionsTotal.increment()
-            workloadStats.connectionsActive.increment()
             switch listener.config.capture {
             case .outbound?: workloadStats.outboundConnections.increment()
             case .inbound?: workloadStats.inboundConnections.increment()
             case nil: break
             }
         }
-        channel.closeFuture.whenComplete { _ in
-            stats.downstreamConnectionsActive.decrement()
-            stats.downstreamConnectionsDestroyed.increment()
-            workloadStats?.connectionsActive.decrement()
-        }
+        let mark = ConnectionMark()
+        Self.track(channel, state: state, workloadStats: workloadStats, mark: mark)
         guard let local = SocketEndpoint(channel.localAddress), let remote = SocketEndpoint(channel.remoteAddress) else {
             return channel.eventLoop.makeFailedFuture(AcceptError.noAddress)
         }
@@ -47,13 +41,27 @@ struct ConnectionAcceptor: Sendable {
             ? OriginalDestination.lookup(channel, localAddress: local)
             : channel.eventLoop.makeSucceededFuture(nil)
         return lookup.flatMapThrowing { original in
-            try self.install(on: channel, listener: listener, local: local, remote: remote, original: original)
+            try self.install(on: channel, listener: listener, local: local, remote: remote, original: original, mark: mark)
+        }
+    }
+
+    /// Counts a downstream connection as active on its listener (and workload) until it closes,
+    /// and keeps it in the listener's connection set for draining and migration.
+    static func track(_ channel: any Channel, state: ListenerState, workloadStats: WorkloadStats?, mark: ConnectionMark) {
+        let stats = state.listener.stats
+        state.connections.insert(channel)
+        stats.downstreamConnectionsActive.increment()
+        workloadStats?.connectionsActive.increment()
+        channel.closeFuture.assumeIsolated().whenComplete { _ in
+            stats.downstreamConnectionsActive.decrement()
+            if !mark.migrated { stats.downstreamConnectionsDestroyed.increment() }
+            workloadStats?.connectionsActive.decrement()
         }
     }
 
     private func install(
         on channel: any Channel, listener: CompiledListener, local: SocketEndpoint, remote: SocketEndpoint,
-        original: SocketEndpoint?
+        original: SocketEndpoint?, mark: ConnectionMark
     ) throws {
         let destination = original ?? local
         // TPROXY does no NAT (conntrack's original destination, if any, is the local address),
@@ -79,7 +87,8 @@ struct ConnectionAcceptor: Sendable {
             addressedToListener: addressedToListener,
             transparentSource: transparent ? remote : nil,
             socketFactory: scope.socketFactory,
-            workloadStats: scope.workloadStats)
+            workloadStats: scope.workloadStats,
+            mark: mark)
         let session = TCPProxySession(
             route: route, origin: origin, clusters: scope.clusters, eventLoop: channel.eventLoop, logger: logger)
         try channel.pipeline.syncOperations.addHandler(RelayHandler(session: session, side: .downstream))

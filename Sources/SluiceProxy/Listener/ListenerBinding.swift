@@ -18,6 +18,8 @@ final class ConnectionSet: Sendable {
 
     var count: Int { channels.withLockedValue { $0.count } }
 
+    var all: [any Channel] { channels.withLockedValue { Array($0.values) } }
+
     func closeAll() {
         for channel in channels.withLockedValue({ Array($0.values) }) { channel.close(promise: nil) }
     }
@@ -43,28 +45,40 @@ final class ListenerState: Sendable {
 
 /// The bound sockets of one listener in one namespace, served by NIO.
 final class ListenerBinding: Sendable {
-    let state: ListenerState
-    let channels: [any Channel]
-
-    private init(state: ListenerState, channels: [any Channel]) {
-        self.state = state
-        self.channels = channels
+    /// One bound socket: its address and descriptor (valid while its channel is open).
+    struct Socket: Sendable {
+        let address: SocketEndpoint
+        let descriptor: CInt
+        let channel: any Channel
     }
+
+    let state: ListenerState
+    let sockets: [Socket]
+
+    private init(state: ListenerState, sockets: [Socket]) {
+        self.state = state
+        self.sockets = sockets
+    }
+
+    var channels: [any Channel] { sockets.map(\.channel) }
 
     var listener: CompiledListener { state.listener }
 
     /// Binds every address of `listener` inside the scope's namespace and starts accepting.
+    /// A socket `inherited` from the previous proxy process for the same namespace and address
+    /// is used instead of a new one.
     static func bind(
-        _ listener: CompiledListener, scope: AcceptScope, group: any EventLoopGroup, logger: Logger
+        _ listener: CompiledListener, scope: AcceptScope, group: any EventLoopGroup, inherited: InheritedSockets?, logger: Logger
     ) async throws -> ListenerBinding {
         let state = ListenerState(listener)
         let acceptor = ConnectionAcceptor(state: state, scope: scope, logger: logger)
         let limit = listener.config.perConnectionBufferLimitBytes
-        var channels: [any Channel] = []
+        var sockets: [Socket] = []
         do {
             for address in listener.config.addresses {
                 let transparent = scope.socketFactory.inbound == .transparent && listener.config.capture == .inbound
-                let fd = try scope.socketFactory.makeListeningSocket(address, transparent: transparent)
+                let fd = try inherited?.claim(namespace: scope.socketFactory.namespace.identity, address: address.endpoint)
+                    ?? scope.socketFactory.makeListeningSocket(address, transparent: transparent)
                 // Child options are set synchronously in the initializer (per-option futures cost
                 // allocations per connection); TCP_NODELAY, a ServerBootstrap default on the
                 // listening socket, is inherited by accepted sockets.
@@ -79,13 +93,19 @@ final class ListenerBinding: Sendable {
                     }
                     .withBoundSocket(fd)
                     .get()
-                channels.append(channel)
+                sockets.append(Socket(address: address.endpoint, descriptor: fd, channel: channel))
             }
         } catch {
-            for channel in channels { try? await channel.close() }
+            for socket in sockets { try? await socket.channel.close() }
             throw error
         }
-        return ListenerBinding(state: state, channels: channels)
+        return ListenerBinding(state: state, sockets: sockets)
+    }
+
+    /// Stops or resumes accepting without closing the sockets: connections wait in the accept
+    /// queue, which another process sharing the socket may drain meanwhile.
+    func setAccepting(_ accepting: Bool) async {
+        for channel in channels { try? await channel.setOption(.autoRead, value: accepting) }
     }
 
     /// Stops accepting; established connections are not touched.

@@ -32,7 +32,8 @@ final class CompiledListener: Sendable {
         func route(_ chain: FilterChain) -> TCPProxyRoute? {
             for filter in chain.filters {
                 if case .tcpProxy(let proxy) = filter {
-                    return TCPProxyRoute(config: proxy, stats: TCPProxyStats(prefix: proxy.statPrefix, store: store))
+                    return TCPProxyRoute(
+                        listenerName: config.name, config: proxy, stats: TCPProxyStats(prefix: proxy.statPrefix, store: store))
                 }
             }
             return nil

@@ -3,7 +3,7 @@ import Synchronization
 
 /// A stat's name in Envoy's dotted form, split so tag extraction (for Prometheus) needs no parsing:
 /// `<scope>.<tagValue>.<leaf>` such as `cluster.backend.upstream_cx_total`.
-public struct StatName: Hashable, Sendable, Comparable, CustomStringConvertible {
+public struct StatName: Hashable, Sendable, Comparable, Codable, CustomStringConvertible {
     /// Scope such as `cluster`, `listener`, `tcp`, `server` or `sluice.workload`.
     public var scope: String
     /// Tag carried in the name (`envoy_cluster_name`, …), nil for unscoped stats like `server.live`.
@@ -11,7 +11,7 @@ public struct StatName: Hashable, Sendable, Comparable, CustomStringConvertible 
     public var leaf: String
 
     /// A tag that Envoy's default tag extractors pull out of the dotted name.
-    public struct Tag: Hashable, Sendable {
+    public struct Tag: Hashable, Sendable, Codable {
         public var name: String
         public var value: String
     }
@@ -118,6 +118,16 @@ public final class StatsStore: Sendable {
         for (name, counter) in counters { result.append((name, .counter(counter.value))) }
         for (name, gauge) in gauges { result.append((name, .gauge(gauge.value))) }
         return result.sorted { $0.name < $1.name }
+    }
+
+    /// Every counter's value: what a new process continues from after a hot upgrade.
+    public func counterValues() -> [StatName: UInt64] {
+        entries.withLockedValue { $0.counters }.mapValues(\.value)
+    }
+
+    /// Adds the previous process's counter values, so counters do not restart from zero.
+    public func absorb(_ values: [StatName: UInt64]) {
+        for (name, value) in values where value > 0 { counter(name).add(value) }
     }
 
     /// Drops the gauges and counters of a scope instance that no longer exists (a removed workload).

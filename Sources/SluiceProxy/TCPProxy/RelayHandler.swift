@@ -6,7 +6,7 @@ import NIOCore
 final class RelayHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
 
-    private let session: TCPProxySession
+    let session: TCPProxySession
     private let side: TCPProxyStateMachine.Side
 
     init(session: TCPProxySession, side: TCPProxyStateMachine.Side) {

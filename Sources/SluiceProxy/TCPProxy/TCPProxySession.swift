@@ -1,11 +1,21 @@
+import Foundation
 import Logging
 import NIOCore
 import SluiceModel
 
 /// Everything a proxied connection needs from the listener that accepted it.
 struct TCPProxyRoute: Sendable {
+    /// The listener whose filter chain this is.
+    let listenerName: String
     let config: TCPProxyConfig
     let stats: TCPProxyStats
+}
+
+/// Set once a connection has moved to another process: its sockets are closed here without
+/// counting as destroyed connections (the new process goes on counting them).
+final class ConnectionMark: @unchecked Sendable {
+    // Only touched on the connection's event loop.
+    var migrated = false
 }
 
 /// Where a connection came from, for stats and upstream socket creation.
@@ -19,6 +29,7 @@ struct DownstreamOrigin: Sendable {
     let transparentSource: SocketEndpoint?
     let socketFactory: SocketFactory
     let workloadStats: WorkloadStats?
+    let mark: ConnectionMark
 }
 
 /// One proxied TCP connection: chooses the upstream, connects (with retries), then relays bytes
@@ -46,12 +57,20 @@ final class TCPProxySession {
     private var upstreamPaused = false
     private var downstreamBytesRead = 0
     private var upstreamBytesRead = 0
+    private var downstreamInputClosed = false
+    private var upstreamInputClosed = false
+    /// What was written to each side and may not have reached its socket yet (for migration).
+    private var toDownstream = OutboundTail()
+    private var toUpstream = OutboundTail()
     private var lastActivity = NIODeadline.now()
     private var idleTimer: Scheduled<Void>?
     private var durationTimer: Scheduled<Void>?
 
-    init(route: TCPProxyRoute, origin: DownstreamOrigin, clusters: ClusterManager, eventLoop: any EventLoop, logger: Logger) {
-        self.machine = TCPProxyStateMachine(maxConnectAttempts: route.config.maxConnectAttempts)
+    init(
+        route: TCPProxyRoute, origin: DownstreamOrigin, clusters: ClusterManager, eventLoop: any EventLoop, logger: Logger,
+        machine: TCPProxyStateMachine? = nil
+    ) {
+        self.machine = machine ?? TCPProxyStateMachine(maxConnectAttempts: route.config.maxConnectAttempts)
         self.route = route
         self.origin = origin
         self.clusters = clusters
@@ -62,7 +81,8 @@ final class TCPProxySession {
     // MARK: Events from the relay handlers
 
     func attach(_ context: ChannelHandlerContext, side: Side) {
-        if side == .downstream { downstream = context }
+        // An upstream is attached when its connect succeeds, except for an adopted connection.
+        if side == .downstream { downstream = context } else if case .relaying = machine.state, upstream == nil { upstream = context }
     }
 
     func channelActive(_ side: Side) {
@@ -76,13 +96,20 @@ final class TCPProxySession {
             if side == .downstream { earlyDownstreamData.append(buffer) }
             return
         }
-        if side == .downstream { downstreamBytesRead += buffer.readableBytes } else { upstreamBytesRead += buffer.readableBytes }
+        if side == .downstream {
+            downstreamBytesRead += buffer.readableBytes
+            toUpstream.append(buffer)
+        } else {
+            upstreamBytesRead += buffer.readableBytes
+            toDownstream.append(buffer)
+        }
         target.write(NIOAny(buffer), promise: nil)
     }
 
     func readComplete(from side: Side, context: ChannelHandlerContext) {
         guard let target = peer(of: side, from: context), let source = self.context(side) else { return }
         target.flush()
+        trimTail(of: side.other, channel: target.channel)
         lastActivity = .now()
         recordBytes()
         if target.channel.isWritable {
@@ -99,12 +126,13 @@ final class TCPProxySession {
     }
 
     func inputClosed(_ side: Side, context: ChannelHandlerContext) {
-        guard isCurrent(side, context) else { return }
+        guard isCurrent(side, context), !origin.mark.migrated else { return }
+        if side == .downstream { downstreamInputClosed = true } else { upstreamInputClosed = true }
         perform(machine.inputClosed(side))
     }
 
     func channelInactive(_ side: Side, context: ChannelHandlerContext) {
-        guard isCurrent(side, context) else { return }
+        guard isCurrent(side, context), !origin.mark.migrated else { return }
         perform(machine.channelInactive(side))
         if machine.state == .closed { cancelTimers() }
     }
@@ -191,11 +219,7 @@ final class TCPProxySession {
     private func connectCompleted(_ result: Result<any Channel, any Error>, host: UpstreamHost, cluster: UpstreamCluster) {
         switch result {
         case .success(let channel):
-            channel.closeFuture.whenComplete { _ in
-                host.connectionsActive.decrement()
-                cluster.stats.upstreamConnectionsActive.decrement()
-                cluster.stats.upstreamConnectionsDestroyed.increment()
-            }
+            trackUpstream(channel, host: host, cluster: cluster)
             upstream = try? channel.pipeline.syncOperations.context(handlerType: RelayHandler.self)
             let action = machine.connectSucceeded()
             perform(action)
@@ -244,10 +268,12 @@ final class TCPProxySession {
         if let upstream, !earlyDownstreamData.isEmpty {
             for buffer in earlyDownstreamData {
                 downstreamBytesRead += buffer.readableBytes
+                toUpstream.append(buffer)
                 upstream.write(NIOAny(buffer), promise: nil)
             }
             earlyDownstreamData = []
             upstream.flush()
+            trimTail(of: .upstream, channel: upstream.channel)
             recordBytes()
         }
         downstream?.read()
@@ -278,6 +304,78 @@ final class TCPProxySession {
         idleTimer = nil
         durationTimer = nil
         recordBytes()
+    }
+
+    /// Counts the upstream connection as active until its channel closes; a connection that
+    /// moved to another process is not counted as destroyed here.
+    private func trackUpstream(_ channel: any Channel, host: UpstreamHost, cluster: UpstreamCluster) {
+        let mark = origin.mark
+        channel.closeFuture.assumeIsolated().whenComplete { _ in
+            host.connectionsActive.decrement()
+            cluster.stats.upstreamConnectionsActive.decrement()
+            if !mark.migrated { cluster.stats.upstreamConnectionsDestroyed.increment() }
+        }
+    }
+
+    // MARK: Migration
+
+    /// Lets go of a relaying connection for another process: stops relaying, records the
+    /// bytes NIO has not written yet on either side, duplicates both sockets and closes the
+    /// channels here (closing a duplicated descriptor sends nothing to the peers). Nil when the
+    /// connection is not in a state that can move (connecting, half-closed, closing).
+    func export(workload: String?, listener: String, index: SocketDescriptorIndex) -> ExportedConnection? {
+        guard case .relaying(downstreamOpen: true, upstreamOpen: true) = machine.state, !downstreamInputClosed,
+              !upstreamInputClosed, !origin.mark.migrated, let downstream, let upstream, let cluster, let host,
+              let toDownstreamBytes = toDownstream.last(Self.unwritten(downstream.channel)),
+              let toUpstreamBytes = toUpstream.last(Self.unwritten(upstream.channel)),
+              let downstreamFD = index.descriptor(of: downstream.channel),
+              let upstreamFD = index.descriptor(of: upstream.channel)
+        else { return nil }
+        let downstreamCopy = fcntl(downstreamFD, F_DUPFD_CLOEXEC, 0)
+        let upstreamCopy = fcntl(upstreamFD, F_DUPFD_CLOEXEC, 0)
+        guard downstreamCopy >= 0, upstreamCopy >= 0 else {
+            if downstreamCopy >= 0 { close(downstreamCopy) }
+            if upstreamCopy >= 0 { close(upstreamCopy) }
+            return nil
+        }
+        origin.mark.migrated = true
+        cancelTimers()
+        downstream.close(promise: nil)
+        upstream.close(promise: nil)
+        let record = MigratedConnection(
+            workload: workload, listener: listener, routeListener: route.listenerName,
+            destination: origin.metadata.destination, source: origin.metadata.source, cluster: cluster.config.name,
+            host: host.address, pendingToDownstream: toDownstreamBytes, pendingToUpstream: toUpstreamBytes)
+        return ExportedConnection(record: record, downstreamDescriptor: downstreamCopy, upstreamDescriptor: upstreamCopy)
+    }
+
+    /// Continues a connection another process let go of, once both its channels are attached:
+    /// first the bytes that process had not written yet, then relaying as before.
+    func resumeAdopted(cluster: UpstreamCluster, host: UpstreamHost, upstreamChannel: any Channel,
+                       pendingToDownstream: ByteBuffer, pendingToUpstream: ByteBuffer) {
+        self.cluster = cluster
+        self.host = host
+        trackUpstream(upstreamChannel, host: host, cluster: cluster)
+        for (side, bytes) in [(Side.downstream, pendingToDownstream), (.upstream, pendingToUpstream)] where bytes.readableBytes > 0 {
+            guard let context = context(side) else { continue }
+            if side == .downstream { toDownstream.append(bytes) } else { toUpstream.append(bytes) }
+            context.writeAndFlush(NIOAny(bytes), promise: nil)
+            trimTail(of: side, channel: context.channel)
+        }
+        startRelay()
+    }
+
+    /// Bytes given to the channel and not yet written to its socket.
+    private static func unwritten(_ channel: any Channel) -> Int {
+        (try? channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? Int.max
+    }
+
+    private func trimTail(of side: Side, channel: any Channel) {
+        if side == .downstream {
+            if !toDownstream.isEmpty { toDownstream.trim(toCover: Self.unwritten(channel)) }
+        } else if !toUpstream.isEmpty {
+            toUpstream.trim(toCover: Self.unwritten(channel))
+        }
     }
 
     // MARK: Helpers

@@ -44,6 +44,13 @@ struct TCPProxyStateMachine {
         self.maxConnectAttempts = max(1, maxConnectAttempts)
     }
 
+    /// A connection taken over from another proxy process, already relaying both ways.
+    static func adopted(maxConnectAttempts: Int) -> TCPProxyStateMachine {
+        var machine = TCPProxyStateMachine(maxConnectAttempts: maxConnectAttempts)
+        machine.state = .relaying(downstreamOpen: true, upstreamOpen: true)
+        return machine
+    }
+
     mutating func downstreamActive() -> Action {
         guard state == .idle else { return .none }
         state = .connecting(attempt: 1, downstreamInputClosed: false)

@@ -1,0 +1,148 @@
+import Foundation
+import Logging
+import SluiceLinux
+import SluiceModel
+import SluiceProxy
+
+/// The new proxy process's side of a hot upgrade: connects to the running proxy's upgrade
+/// socket, receives everything it serves, reports ready once it serves every inherited
+/// listener, then adopts the connections handed over and continues the counters.
+public final class Takeover: Sendable {
+    /// What the running process handed over; the descriptors are owned by this process now.
+    public struct Inheritance: Sendable {
+        public var build: String
+        public var listeners: [InheritedListener]
+        public var workloads: [(workload: UpgradeMessage.Inventory.Workload, namespace: NetworkNamespace)]
+        public var admin: CInt?
+        public var agent: CInt?
+        public var upgradeListener: SeqpacketSocket?
+        public var xds: Data?
+    }
+
+    /// How the hand-over ended, seen from the new process.
+    public struct Outcome: Sendable {
+        public var adopted: Int
+        public var failures: [String]
+        /// Nil when the old process went away before saying `done` (it was killed): the new
+        /// process serves what it has.
+        public var done: UpgradeMessage.Done?
+        public var error: String?
+    }
+
+    private let link: UpgradeLink
+    private let settings: UpgradeSettings
+    private let logger: Logger
+
+    private init(link: UpgradeLink, settings: UpgradeSettings, logger: Logger) {
+        self.link = link
+        self.settings = settings
+        self.logger = logger
+    }
+
+    /// Connects to the running proxy at `socketPath` and receives its inventory.
+    public static func begin(socketPath: String, settings: UpgradeSettings, logger: Logger) throws -> (Takeover, Inheritance) {
+        let link = try UpgradeLink.connect(path: socketPath)
+        do {
+            try link.requireTrustedPeer()
+            try link.send(.hello(.init(pid: getpid(), build: settings.build)))
+            let (message, descriptors) = try link.receive(waitingFor: "inventory", timeout: settings.readyTimeout)
+            switch message {
+            case .inventory(let inventory):
+                let inheritance = try Self.inheritance(from: inventory, descriptors: descriptors)
+                return (Takeover(link: link, settings: settings, logger: logger), inheritance)
+            case .refused(let refusal):
+                closeAll(descriptors)
+                throw TakeoverError(detail: "the running proxy refused: \(refusal.reason)")
+            default:
+                closeAll(descriptors)
+                throw UpgradeProtocolError.unexpected(expected: "inventory", got: message.name)
+            }
+        } catch {
+            link.close()
+            throw error
+        }
+    }
+
+    private static func inheritance(from inventory: UpgradeMessage.Inventory, descriptors: [CInt]) throws -> Inheritance {
+        var rest = descriptors[...]
+        let listenerFDs = rest.prefix(inventory.listeners.count)
+        rest = rest.dropFirst(inventory.listeners.count)
+        let listeners = zip(inventory.listeners, listenerFDs).map {
+            InheritedListener(namespace: $0.namespace, address: $0.address, descriptor: $1)
+        }
+        var workloads: [(workload: UpgradeMessage.Inventory.Workload, namespace: NetworkNamespace)] = []
+        for workload in inventory.workloads {
+            let fd = rest.removeFirst()
+            let namespace = try NetworkNamespace(takingOwnershipOf: fd)
+            guard namespace.identity == workload.namespace else {
+                closeAll(Array(rest))
+                throw TakeoverError(detail: "namespace of workload \(workload.identity.id) is \(namespace.identity), expected \(workload.namespace)")
+            }
+            workloads.append((workload, namespace))
+        }
+        let admin = inventory.hasAdmin ? rest.removeFirst() : nil
+        let agent = inventory.hasAgent ? rest.removeFirst() : nil
+        let upgrade = inventory.hasUpgradeListener ? SeqpacketSocket.adopting(rest.removeFirst()) : nil
+        return Inheritance(
+            build: inventory.build, listeners: listeners, workloads: workloads, admin: admin, agent: agent,
+            upgradeListener: upgrade, xds: inventory.xds)
+    }
+
+    /// Tells the old process that every inherited listener is served here.
+    public func ready(listeners: Int, workloads: Int) throws {
+        try link.send(.ready(.init(listeners: listeners, workloads: workloads)))
+    }
+
+    /// Adopts connections until the old process is done (or gone); adds its counters.
+    public func receiveConnections(
+        adopt: @escaping @Sendable (MigratedConnection, CInt, CInt) async throws -> Void,
+        absorbCounters: @Sendable ([StatName: UInt64]) -> Void
+    ) async -> Outcome {
+        var outcome = Outcome(adopted: 0, failures: [], done: nil, error: nil)
+        let link = self.link
+        let step = settings.stepTimeout
+        while true {
+            let received: (message: UpgradeMessage, descriptors: [CInt])
+            do {
+                received = try await offloaded { try link.receive(waitingFor: "connections or done", timeout: step) }
+            } catch {
+                outcome.error = "\(error)"
+                break
+            }
+            switch received.message {
+            case .connections(let batch):
+                var adopted = 0
+                var failures: [String] = []
+                for (index, record) in batch.connections.enumerated() {
+                    do {
+                        try await adopt(record, received.descriptors[2 * index], received.descriptors[2 * index + 1])
+                        adopted += 1
+                    } catch {
+                        failures.append("\(record.source) → \(record.destination): \(error)")
+                    }
+                }
+                outcome.adopted += adopted
+                outcome.failures += failures
+                try? link.send(.adopted(.init(adopted: adopted, failures: failures)))
+            case .counters(let counters):
+                absorbCounters(counters.values)
+            case .done(let done):
+                outcome.done = done
+                link.close()
+                return outcome
+            default:
+                closeAll(received.descriptors)
+                outcome.error = "unexpected \(received.message.name) during migration"
+            }
+            if outcome.error != nil { break }
+        }
+        link.close()
+        return outcome
+    }
+}
+
+/// A takeover that cannot proceed.
+public struct TakeoverError: Error, CustomStringConvertible {
+    public var detail: String
+    public var description: String { detail }
+}

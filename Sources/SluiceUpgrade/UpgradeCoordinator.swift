@@ -1,0 +1,269 @@
+import Foundation
+import Logging
+import SluiceLinux
+import SluiceModel
+import SluiceProxy
+import Synchronization
+
+/// Timers and sizes of a hot upgrade. Every wait is bounded and each one ends as soon as the
+/// state it waits for is observed, never after a fixed sleep.
+public struct UpgradeSettings: Sendable {
+    /// How long a new process may take from its start to serving every inherited listener.
+    public var readyTimeout: Duration = .seconds(30)
+    /// How long either side waits for any other single message.
+    public var stepTimeout: Duration = .seconds(10)
+    /// Connections per migration message.
+    public var batchSize = 64
+    /// The old process's command line without the program, used to start a requested binary
+    /// (`--takeover` is added).
+    public var arguments: [String] = []
+    /// This build's label, for logs and the hello.
+    public var build = ""
+
+    public init() {}
+}
+
+/// The running proxy's upgrade socket: accepts the new process (or `sluice upgrade`, which
+/// asks this process to start the new binary), hands over every listening socket, workload
+/// namespace, the agent link, admin listener and xDS state, waits until the new process serves
+/// them all, then stops accepting and moves its established connections across. Any failure
+/// before the end rolls back: this process keeps serving, nothing lost.
+public final class UpgradeCoordinator: Sendable {
+    private struct State {
+        var handshake = UpgradeHandshake()
+        var requester: UpgradeLink?
+        var spawned: Process?
+        var stopped = false
+    }
+
+    private let listener: SeqpacketSocket
+    private let server: ProxyServer
+    private let participant: any UpgradeParticipant
+    private let settings: UpgradeSettings
+    private let logger: Logger
+    private let handedOver: @Sendable (UpgradeMessage.Done) -> Void
+    private let state = Mutex(State())
+
+    /// - Parameter handedOver: called once the new process owns everything; this process then
+    ///   lets its remaining connections finish and exits.
+    public init(
+        listener: SeqpacketSocket, server: ProxyServer, participant: any UpgradeParticipant, settings: UpgradeSettings,
+        logger: Logger, handedOver: @escaping @Sendable (UpgradeMessage.Done) -> Void
+    ) {
+        listener.setNonBlocking()
+        self.listener = listener
+        self.server = server
+        self.participant = participant
+        self.settings = settings
+        self.logger = logger
+        self.handedOver = handedOver
+    }
+
+    /// Starts accepting on the upgrade socket.
+    public func start() {
+        Thread { self.acceptLoop() }.start()
+    }
+
+    /// Stops accepting; the socket stays open and its file stays (a new process may own it).
+    public func stop() {
+        state.withLock { $0.stopped = true }
+    }
+
+    private func acceptLoop() {
+        while !state.withLock({ $0.stopped }) {
+            guard listener.waitReadable(timeout: .milliseconds(200)) else { continue }
+            if state.withLock({ $0.stopped }) { return }
+            do {
+                guard let socket = try listener.acceptIfPending() else { continue }
+                Thread { self.serve(UpgradeLink(socket: socket)) }.start()
+            } catch {
+                logger.warning("upgrade socket accept failed", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    private func serve(_ link: UpgradeLink) {
+        do {
+            try link.requireTrustedPeer()
+            let (first, descriptors) = try link.receive(waitingFor: "hello or request", timeout: settings.stepTimeout)
+            closeAll(descriptors)
+            switch first {
+            case .request(let request):
+                startRequested(request, requester: link)
+            case .hello(let hello):
+                takeOver(link, hello: hello)
+            default:
+                throw UpgradeProtocolError.unexpected(expected: "hello or request", got: first.name)
+            }
+        } catch {
+            logger.warning("upgrade connection rejected", metadata: ["error": "\(error)"])
+            try? link.send(.refused(.init(reason: "\(error)")))
+            link.close()
+        }
+    }
+
+    // MARK: Starting the new binary
+
+    private func startRequested(_ request: UpgradeMessage.Request, requester: UpgradeLink) {
+        let action = state.withLock { $0.handshake.requestReceived(binary: request.binary) }
+        guard case .spawn(let binary) = action else {
+            if case .refuse(let reason) = action { try? requester.send(.refused(.init(reason: reason))) }
+            requester.close()
+            return
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = settings.arguments.contains("--takeover") ? settings.arguments : settings.arguments + ["--takeover"]
+        process.terminationHandler = { [weak self] process in
+            self?.spawnedExited(pid: process.processIdentifier, status: process.terminationStatus)
+        }
+        do {
+            try process.run()
+        } catch {
+            fail("cannot start \(binary): \(error)")
+            return
+        }
+        let pid = process.processIdentifier
+        state.withLock { state in
+            state.requester = requester
+            state.spawned = process
+            state.handshake.spawned(pid: pid)
+        }
+        logger.info("upgrade: started new binary", metadata: ["binary": "\(binary)", "pid": "\(pid)"])
+        // The new process must at least connect within the ready timeout.
+        let timeout = settings.readyTimeout
+        Thread {
+            Thread.sleep(forTimeInterval: Double(timeout.components.seconds))
+            let waiting = self.state.withLock { state -> Bool in
+                if case .awaitingTakeover(pid) = state.handshake.phase { return true }
+                return false
+            }
+            if waiting { self.fail("new process \(pid) did not connect within \(timeout)") }
+        }.start()
+    }
+
+    private func spawnedExited(pid: Int32, status: Int32) {
+        let handedOver = state.withLock { $0.handshake.phase == .handedOver }
+        guard !handedOver else { return }
+        fail("new process \(pid) exited with status \(status) before the hand-over completed")
+    }
+
+    // MARK: The hand-over
+
+    private func takeOver(_ link: UpgradeLink, hello: UpgradeMessage.Hello) {
+        let action = state.withLock { $0.handshake.helloReceived(pid: link.peerPID) }
+        guard action == .sendInventory else {
+            if case .refuse(let reason) = action { try? link.send(.refused(.init(reason: reason))) }
+            link.close()
+            return
+        }
+        logger.info("upgrade: new process connected", metadata: ["pid": "\(hello.pid)", "build": "\(hello.build)"])
+        do {
+            let server = self.server
+            let done = try waitFor { try await server.holdingChanges { try await self.handOver(link) } }
+            logger.info("upgrade: handed over", metadata: ["migrated": "\(done.migrated)", "staying": "\(done.staying)"])
+            report(UpgradeMessage.Result(succeeded: true, newPID: hello.pid, migrated: done.migrated, detail: "new process \(hello.pid) serves"))
+            handedOver(done)
+        } catch {
+            link.close()
+            fail("hand-over to \(hello.pid) failed: \(error)")
+        }
+    }
+
+    private func handOver(_ link: UpgradeLink) async throws -> UpgradeMessage.Done {
+        let agent = participant.suspendAgent()
+        let sockets = server.listenerSockets
+        let workloads = server.servedWorkloads
+        let admin = participant.adminDescriptor
+        let inventory = UpgradeMessage.Inventory(
+            build: settings.build,
+            listeners: sockets.map { .init(workload: $0.workload, listener: $0.listener, namespace: $0.namespace, address: $0.address) },
+            workloads: workloads.map { .init(identity: $0.identity, namespace: $0.namespace.identity, inbound: $0.inbound) },
+            hasAdmin: admin != nil, hasAgent: agent != nil, hasUpgradeListener: true, xds: participant.xdsState())
+        var descriptors = sockets.map(\.descriptor) + workloads.map(\.namespace.descriptor)
+        if let admin { descriptors.append(admin) }
+        if let agent { descriptors.append(agent) }
+        descriptors.append(listener.descriptor)
+        try link.send(.inventory(inventory), descriptors: descriptors)
+
+        let timeouts = (ready: settings.readyTimeout, step: settings.stepTimeout)
+        let ready = try await offloaded { try link.receive(waitingFor: "ready", timeout: timeouts.ready) }
+        guard case .ready(let served) = ready.message else {
+            closeAll(ready.descriptors)
+            throw UpgradeProtocolError.unexpected(expected: "ready", got: ready.message.name)
+        }
+        logger.info("upgrade: new process serves", metadata: ["listeners": "\(served.listeners)", "workloads": "\(served.workloads)"])
+        var action = state.withLock { $0.handshake.readyReceived() }
+        await server.setAccepting(false)
+
+        var migrated = 0
+        while action == .stopAcceptingAndMigrate || action == .migrateNextBatch {
+            let batch = await server.exportConnections(limit: settings.batchSize)
+            if !batch.isEmpty { migrated += try await send(batch, over: link, timeout: timeouts.step) }
+            action = state.withLock { $0.handshake.batchAdopted(more: !batch.isEmpty) }
+        }
+        try link.send(.counters(.init(server.stats.counterValues())))
+        let done = UpgradeMessage.Done(migrated: migrated, staying: server.openConnections)
+        try link.send(.done(done))
+        // From here on the new process owns the shared sockets; closing ours sends nothing.
+        stop()
+        participant.releaseAgent()
+        await server.releaseListeners()
+        await participant.releaseAdmin()
+        return done
+    }
+
+    /// Sends one batch and waits until it is adopted. A batch that could not be sent is taken
+    /// back by this process; one sent but never acknowledged is lost with the new process.
+    private func send(_ batch: [ExportedConnection], over link: UpgradeLink, timeout: Duration) async throws -> Int {
+        defer { for connection in batch { connection.closeDescriptors() } }
+        do {
+            try link.send(
+                .connections(.init(connections: batch.map(\.record))),
+                descriptors: batch.flatMap { [$0.downstreamDescriptor, $0.upstreamDescriptor] })
+        } catch {
+            for connection in batch {
+                try? await server.adopt(
+                    connection.record, downstream: fcntl(connection.downstreamDescriptor, F_DUPFD_CLOEXEC, 0),
+                    upstream: fcntl(connection.upstreamDescriptor, F_DUPFD_CLOEXEC, 0))
+            }
+            throw error
+        }
+        let answer = try await offloaded { try link.receive(waitingFor: "adopted", timeout: timeout) }
+        guard case .adopted(let adopted) = answer.message else {
+            closeAll(answer.descriptors)
+            throw UpgradeProtocolError.unexpected(expected: "adopted", got: answer.message.name)
+        }
+        for failure in adopted.failures { logger.warning("upgrade: connection not adopted", metadata: ["reason": "\(failure)"]) }
+        return adopted.adopted
+    }
+
+    // MARK: Outcome
+
+    /// Rolls back whatever the failed upgrade had changed and tells the requester.
+    private func fail(_ reason: String) {
+        let (action, process) = state.withLock { state in
+            (state.handshake.failed(), state.spawned)
+        }
+        guard case .rollBack(let resumeAccepting, let kill) = action else { return }
+        logger.error("upgrade failed; this process keeps serving", metadata: ["reason": "\(reason)"])
+        if let kill, let process, process.processIdentifier == kill, process.isRunning {
+            Glibc.kill(kill, SIGKILL)
+        }
+        if resumeAccepting {
+            let server = self.server
+            _ = try? waitFor { await server.setAccepting(true) }
+        }
+        participant.resumeAgent()
+        report(UpgradeMessage.Result(succeeded: false, newPID: nil, migrated: 0, detail: reason))
+    }
+
+    private func report(_ result: UpgradeMessage.Result) {
+        let requester = state.withLock { state in
+            defer { state.requester = nil; state.spawned = nil }
+            return state.requester
+        }
+        try? requester?.send(.result(result))
+        requester?.close()
+    }
+}

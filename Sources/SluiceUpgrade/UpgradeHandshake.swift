@@ -1,0 +1,93 @@
+/// The running (old) proxy's side of a hot upgrade, as a value type that turns events into
+/// actions: at most one upgrade at a time, a fixed order of steps, and on any failure before
+/// the hand-over completed a rollback that leaves this process serving as before.
+public struct UpgradeHandshake: Sendable, Equatable {
+    public enum Phase: Sendable, Equatable {
+        case idle
+        /// A new binary was started (pid), or one is expected to connect on its own.
+        case awaitingTakeover(spawned: Int32?)
+        /// Listeners, namespaces and state sent; the new process is binding.
+        case inventorySent(spawned: Int32?)
+        /// The new process serves every listener; this one stopped accepting and moves connections.
+        case migrating(spawned: Int32?)
+        /// Everything handed over; this process only finishes what stayed and exits.
+        case handedOver
+    }
+
+    public enum Action: Sendable, Equatable {
+        case none
+        case refuse(reason: String)
+        case spawn(binary: String)
+        case sendInventory
+        /// Stop accepting (the new process accepts) and move the first batch of connections.
+        case stopAcceptingAndMigrate
+        case migrateNextBatch
+        /// Send the counters and `done`, then let go of every shared socket.
+        case finish
+        /// Undo what was done: accept again if this process had stopped, take the agent link
+        /// back, and end the new process if this one started it.
+        case rollBack(resumeAccepting: Bool, kill: Int32?)
+    }
+
+    public private(set) var phase: Phase = .idle
+
+    public init() {}
+
+    /// `sluice upgrade --binary` asked for an upgrade.
+    public mutating func requestReceived(binary: String) -> Action {
+        guard phase == .idle else { return .refuse(reason: busyReason) }
+        phase = .awaitingTakeover(spawned: nil)
+        return .spawn(binary: binary)
+    }
+
+    /// The requested binary runs as `pid`.
+    public mutating func spawned(pid: Int32) {
+        if case .awaitingTakeover = phase { phase = .awaitingTakeover(spawned: pid) }
+    }
+
+    /// A new process said hello (`pid` from its socket credentials).
+    public mutating func helloReceived(pid: Int32?) -> Action {
+        switch phase {
+        case .idle:
+            phase = .inventorySent(spawned: nil)
+            return .sendInventory
+        case .awaitingTakeover(let spawned) where spawned == nil || spawned == pid:
+            phase = .inventorySent(spawned: spawned)
+            return .sendInventory
+        default:
+            return .refuse(reason: busyReason)
+        }
+    }
+
+    public mutating func readyReceived() -> Action {
+        guard case .inventorySent(let spawned) = phase else { return .none }
+        phase = .migrating(spawned: spawned)
+        return .stopAcceptingAndMigrate
+    }
+
+    /// The new process adopted a batch; `more` when the last export found connections to move.
+    public mutating func batchAdopted(more: Bool) -> Action {
+        guard case .migrating = phase else { return .none }
+        if more { return .migrateNextBatch }
+        phase = .handedOver
+        return .finish
+    }
+
+    /// The new process died, timed out, broke the protocol, or could not be started.
+    public mutating func failed() -> Action {
+        switch phase {
+        case .idle, .handedOver:
+            return .none
+        case .awaitingTakeover(let spawned), .inventorySent(let spawned):
+            phase = .idle
+            return .rollBack(resumeAccepting: false, kill: spawned)
+        case .migrating(let spawned):
+            phase = .idle
+            return .rollBack(resumeAccepting: true, kill: spawned)
+        }
+    }
+
+    private var busyReason: String {
+        phase == .handedOver ? "this proxy has already handed over to a new process" : "an upgrade is already running"
+    }
+}
