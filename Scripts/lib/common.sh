@@ -66,6 +66,16 @@ build_debug() {
     export SLUICE_BINARY="$SLUICE_ROOT/.build/debug/sluice"
 }
 
+# A second build of the same sources (it reports itself as sluice-B), for the hot-upgrade
+# tests that alternate two builds; only the executable's module is recompiled for it.
+build_upgrade_variant() {
+    log "building the second binary for the hot-upgrade tests"
+    (cd "$SLUICE_ROOT" && SLUICE_BUILD_VARIANT=B swift build --product sluice \
+        && mkdir -p .build/variant-b && cp .build/debug/sluice .build/variant-b/sluice \
+        && swift build --product sluice)
+    export SLUICE_VARIANT_BINARY="$SLUICE_ROOT/.build/variant-b/sluice"
+}
+
 build_release() {
     log "building (release)"
     (cd "$SLUICE_ROOT" && swift build -c release --product sluice)

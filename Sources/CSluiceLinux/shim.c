@@ -68,8 +68,8 @@ int sluice_original_destination(int fd, int family, struct sockaddr_storage *out
 ssize_t sluice_send_record(int socket_fd, const void *bytes, size_t length, const int *fds, int fd_count) {
     struct iovec iov = {.iov_base = (void *)bytes, .iov_len = length};
     struct msghdr message = {.msg_iov = &iov, .msg_iovlen = 1};
-    char control[CMSG_SPACE(sizeof(int) * 16)];
-    if (fd_count > 16) return -E2BIG;
+    char control[CMSG_SPACE(sizeof(int) * SLUICE_MAX_RECORD_FDS)];
+    if (fd_count > SLUICE_MAX_RECORD_FDS) return -E2BIG;
     if (fd_count > 0) {
         memset(control, 0, sizeof(control));
         message.msg_control = control;
@@ -90,7 +90,7 @@ ssize_t sluice_send_record(int socket_fd, const void *bytes, size_t length, cons
 ssize_t sluice_receive_record(int socket_fd, void *buffer, size_t capacity, int *fds, int max_fds,
                               int *fd_count, int *truncated) {
     struct iovec iov = {.iov_base = buffer, .iov_len = capacity};
-    char control[CMSG_SPACE(sizeof(int) * 16)];
+    char control[CMSG_SPACE(sizeof(int) * SLUICE_MAX_RECORD_FDS)];
     struct msghdr message = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
                              .msg_controllen = sizeof(control)};
     *fd_count = 0;

@@ -42,8 +42,9 @@ public final class AdminServer: Sendable {
 
     /// Binds `address` (TCP endpoint or Unix socket path with file mode) and starts serving;
     /// with `inheritedDescriptor`, serves the socket a previous process listened on instead.
+    /// Without `accepting` the socket is bound but not read until `setAccepting(true)`.
     public static func start(
-        address: AdminAddress, context: AdminContext, logger: Logger, inheritedDescriptor: CInt? = nil
+        address: AdminAddress, context: AdminContext, logger: Logger, inheritedDescriptor: CInt? = nil, accepting: Bool = true
     ) async throws -> AdminServer {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let router = AdminRouter(context: context, logger: logger)
@@ -52,6 +53,7 @@ public final class AdminServer: Sendable {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 128)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(.autoRead, value: accepting)
             .childChannelOption(.socketOption(.so_keepalive), value: 1)
             .childChannelInitializer { channel in
                 let privileged = isUnix
@@ -110,6 +112,11 @@ public final class AdminServer: Sendable {
         try? await channel.close()
         try? await group.shutdownGracefully()
         logger.info("admin stopped")
+    }
+
+    /// Stops or resumes accepting; the socket and its queue stay.
+    public func setAccepting(_ accepting: Bool) async {
+        try? await channel.setOption(.autoRead, value: accepting)
     }
 
     /// Stops accepting and closes this process's copy of the listening socket, whose file and

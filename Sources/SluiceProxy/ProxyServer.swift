@@ -29,6 +29,10 @@ public final class ProxyServer: Sendable {
     let workloads = NIOLockedValueBox<[String: WorkloadRuntime]>([:])
     /// Listening sockets handed over by the previous process, claimed as listeners bind.
     public let inherited: InheritedSockets?
+    /// Whether listeners accept; a process taking over starts once the previous one stopped.
+    let accepting: NIOLockedValueBox<Bool>
+    /// Listeners closed for a hot upgrade, kept for a rollback.
+    let parkedListeners = NIOLockedValueBox<[ParkedListener]>([])
     /// Per-workload configurations that arrived before their workload was attached.
     private let pendingWorkloadConfigurations = NIOLockedValueBox<[String: ProxyConfiguration]>([:])
     private let resolverPool = NIOThreadPool(numberOfThreads: 1)
@@ -53,6 +57,7 @@ public final class ProxyServer: Sendable {
         logger: Logger = Logger(label: "sluice.proxy")
     ) {
         self.inherited = inherited
+        self.accepting = NIOLockedValueBox(inherited == nil)
         self.configurationBox = NIOLockedValueBox(configuration)
         self.stats = stats
         self.placement = placement
@@ -255,7 +260,8 @@ public final class ProxyServer: Sendable {
             }
             do {
                 bindings[listener.config.name] = try await ListenerBinding.bind(
-                    listener, scope: scope, group: group, inherited: inherited, logger: logger)
+                    listener, scope: scope, group: group, inherited: inherited,
+                    accepting: accepting.withLockedValue { $0 }, logger: logger)
             } catch {
                 if strict { throw error }
                 logger.error("cannot bind listener", metadata: ["listener": "\(listener.config.name)", "error": "\(error)"])

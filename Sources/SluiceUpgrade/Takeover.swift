@@ -27,6 +27,9 @@ public final class Takeover: Sendable {
         /// process serves what it has.
         public var done: UpgradeMessage.Done?
         public var error: String?
+        /// The old process rolled the upgrade back and serves everything again: this process
+        /// must not serve anything and exits.
+        public var rolledBack = false
     }
 
     private let link: UpgradeLink
@@ -44,11 +47,13 @@ public final class Takeover: Sendable {
         let link = try UpgradeLink.connect(path: socketPath)
         do {
             try link.requireTrustedPeer()
+            TakeoverStep.connected.checkpoint()
             try link.send(.hello(.init(pid: getpid(), build: settings.build)))
             let (message, descriptors) = try link.receive(waitingFor: "inventory", timeout: settings.readyTimeout)
             switch message {
             case .inventory(let inventory):
                 let inheritance = try Self.inheritance(from: inventory, descriptors: descriptors)
+                TakeoverStep.inventory.checkpoint()
                 return (Takeover(link: link, settings: settings, logger: logger), inheritance)
             case .refused(let refusal):
                 closeAll(descriptors)
@@ -90,15 +95,23 @@ public final class Takeover: Sendable {
 
     /// Tells the old process that every inherited listener is served here.
     public func ready(listeners: Int, workloads: Int) throws {
+        TakeoverStep.bound.checkpoint()
         try link.send(.ready(.init(listeners: listeners, workloads: workloads)))
+        TakeoverStep.ready.checkpoint()
     }
 
-    /// Adopts connections until the old process is done (or gone); adds its counters.
+    /// Starts accepting once the old process stopped (or went away), then adopts connections
+    /// until it is done (or gone) and adds its counters.
     public func receiveConnections(
-        adopt: @escaping @Sendable (MigratedConnection, CInt, CInt) async throws -> Void,
+        startAccepting: @Sendable () async -> Void,
+        adopt: @escaping @Sendable (MigratedConnection, CInt, CInt) async throws -> AdoptedConnection,
         absorbCounters: @Sendable ([StatName: UInt64]) -> Void
     ) async -> Outcome {
         var outcome = Outcome(adopted: 0, failures: [], done: nil, error: nil)
+        var accepting = false
+        // Adopted connections stay idle until the old process is done with the hand-over (or
+        // gone): until then it may take them back, and only one process may relay a connection.
+        var adopted: [AdoptedConnection] = []
         let link = self.link
         let step = settings.stepTimeout
         while true {
@@ -110,24 +123,35 @@ public final class Takeover: Sendable {
                 break
             }
             switch received.message {
+            case .stoppedAccepting:
+                await startAccepting()
+                accepting = true
             case .connections(let batch):
-                var adopted = 0
+                var count = 0
                 var failures: [String] = []
                 for (index, record) in batch.connections.enumerated() {
                     do {
-                        try await adopt(record, received.descriptors[2 * index], received.descriptors[2 * index + 1])
-                        adopted += 1
+                        adopted.append(try await adopt(record, received.descriptors[2 * index], received.descriptors[2 * index + 1]))
+                        count += 1
+                        if outcome.adopted == 0, index == batch.connections.count / 2 { TakeoverStep.adopting.checkpoint() }
                     } catch {
                         failures.append("\(record.source) → \(record.destination): \(error)")
                     }
                 }
-                outcome.adopted += adopted
+                outcome.adopted += count
                 outcome.failures += failures
-                try? link.send(.adopted(.init(adopted: adopted, failures: failures)))
+                try? link.send(.adopted(.init(adopted: count, failures: failures)))
+            case .refused(let refusal):
+                outcome.rolledBack = true
+                outcome.error = refusal.reason
+                link.close()
+                return outcome
             case .counters(let counters):
                 absorbCounters(counters.values)
             case .done(let done):
                 outcome.done = done
+                if !accepting { await startAccepting() }
+                for connection in adopted { connection.start() }
                 link.close()
                 return outcome
             default:
@@ -136,6 +160,10 @@ public final class Takeover: Sendable {
             }
             if outcome.error != nil { break }
         }
+        // The old process is gone (it cannot take anything back) or broke the protocol: this
+        // process serves everything now.
+        if !accepting { await startAccepting() }
+        for connection in adopted { connection.start() }
         link.close()
         return outcome
     }

@@ -34,6 +34,8 @@ public final class UpgradeCoordinator: Sendable {
         var requester: UpgradeLink?
         var spawned: Process?
         var stopped = false
+        /// The link of the hand-over in progress; closing it makes the hand-over fail and roll back.
+        var activeLink: UpgradeLink?
     }
 
     private let listener: SeqpacketSocket
@@ -143,34 +145,79 @@ public final class UpgradeCoordinator: Sendable {
     }
 
     private func spawnedExited(pid: Int32, status: Int32) {
-        let handedOver = state.withLock { $0.handshake.phase == .handedOver }
+        let (handedOver, link) = state.withLock { ($0.handshake.phase == .handedOver, $0.activeLink) }
         guard !handedOver else { return }
+        if let link {
+            // The hand-over's own thread notices the closed link and rolls back in order.
+            logger.warning("upgrade: new process exited during the hand-over", metadata: ["pid": "\(pid)", "status": "\(status)"])
+            link.close()
+            return
+        }
         fail("new process \(pid) exited with status \(status) before the hand-over completed")
     }
 
     // MARK: The hand-over
 
     private func takeOver(_ link: UpgradeLink, hello: UpgradeMessage.Hello) {
-        let action = state.withLock { $0.handshake.helloReceived(pid: link.peerPID) }
+        let action = state.withLock { state -> UpgradeHandshake.Action in
+            let action = state.handshake.helloReceived(pid: link.peerPID)
+            if action == .sendInventory { state.activeLink = link }
+            return action
+        }
         guard action == .sendInventory else {
             if case .refuse(let reason) = action { try? link.send(.refused(.init(reason: reason))) }
             link.close()
             return
         }
         logger.info("upgrade: new process connected", metadata: ["pid": "\(hello.pid)", "build": "\(hello.build)"])
+        let handover = Handover()
         do {
             let server = self.server
-            let done = try waitFor { try await server.holdingChanges { try await self.handOver(link) } }
+            let done = try waitFor { try await server.holdingChanges { try await self.handOver(link, handover) } }
+            state.withLock { $0.activeLink = nil }
             logger.info("upgrade: handed over", metadata: ["migrated": "\(done.migrated)", "staying": "\(done.staying)"])
             report(UpgradeMessage.Result(succeeded: true, newPID: hello.pid, migrated: done.migrated, detail: "new process \(hello.pid) serves"))
             handedOver(done)
         } catch {
+            // Tell the new process to give everything back before it is ended, so that it never
+            // relays a connection this process takes back.
+            try? link.send(.refused(.init(reason: "upgrade rolled back: \(error)")))
             link.close()
+            let server = self.server
+            let reclaimed = (try? waitFor { await handover.reclaim(into: server) }) ?? 0
+            if reclaimed > 0 { logger.info("upgrade: connections taken back", metadata: ["count": "\(reclaimed)"]) }
+            state.withLock { $0.activeLink = nil }
             fail("hand-over to \(hello.pid) failed: \(error)")
         }
     }
 
-    private func handOver(_ link: UpgradeLink) async throws -> UpgradeMessage.Done {
+    /// What this process has given away during one hand-over, until the new process confirms
+    /// it owns it (`done`): duplicates of every moved connection, kept so that a hand-over that
+    /// fails half-way takes them back with nothing lost.
+    private final class Handover: @unchecked Sendable {
+        // Only touched by the thread running the hand-over.
+        var moved: [ExportedConnection] = []
+
+        func reclaim(into server: ProxyServer) async -> Int {
+            defer { moved = [] }
+            var reclaimed = 0
+            for connection in moved {
+                if let adopted = try? await server.adopt(
+                    connection.record, downstream: connection.downstreamDescriptor, upstream: connection.upstreamDescriptor) {
+                    adopted.start()
+                    reclaimed += 1
+                }
+            }
+            return reclaimed
+        }
+
+        func release() {
+            for connection in moved { connection.closeDescriptors() }
+            moved = []
+        }
+    }
+
+    private func handOver(_ link: UpgradeLink, _ handover: Handover) async throws -> UpgradeMessage.Done {
         let agent = participant.suspendAgent()
         let sockets = server.listenerSockets
         let workloads = server.servedWorkloads
@@ -194,11 +241,16 @@ public final class UpgradeCoordinator: Sendable {
         }
         logger.info("upgrade: new process serves", metadata: ["listeners": "\(served.listeners)", "workloads": "\(served.workloads)"])
         var action = state.withLock { $0.handshake.readyReceived() }
-        await server.setAccepting(false)
+        // One process accepts at a time: NIO's channels assume they are a socket's only reader
+        // (a readiness event another process consumed first trips its debug assertions).
+        await server.parkListeners()
+        await participant.setAdminAccepting(false)
+        try link.send(.stoppedAccepting(.init()))
 
         var migrated = 0
         while action == .stopAcceptingAndMigrate || action == .migrateNextBatch {
             let batch = await server.exportConnections(limit: settings.batchSize)
+            handover.moved += batch
             if !batch.isEmpty { migrated += try await send(batch, over: link, timeout: timeouts.step) }
             action = state.withLock { $0.handshake.batchAdopted(more: !batch.isEmpty) }
         }
@@ -206,6 +258,7 @@ public final class UpgradeCoordinator: Sendable {
         let done = UpgradeMessage.Done(migrated: migrated, staying: server.openConnections)
         try link.send(.done(done))
         // From here on the new process owns the shared sockets; closing ours sends nothing.
+        handover.release()
         stop()
         participant.releaseAgent()
         await server.releaseListeners()
@@ -213,22 +266,12 @@ public final class UpgradeCoordinator: Sendable {
         return done
     }
 
-    /// Sends one batch and waits until it is adopted. A batch that could not be sent is taken
-    /// back by this process; one sent but never acknowledged is lost with the new process.
+    /// Sends one batch and waits until it is adopted (adopted connections wait in the new
+    /// process until `done`, so that until then this process can still take them back).
     private func send(_ batch: [ExportedConnection], over link: UpgradeLink, timeout: Duration) async throws -> Int {
-        defer { for connection in batch { connection.closeDescriptors() } }
-        do {
-            try link.send(
-                .connections(.init(connections: batch.map(\.record))),
-                descriptors: batch.flatMap { [$0.downstreamDescriptor, $0.upstreamDescriptor] })
-        } catch {
-            for connection in batch {
-                try? await server.adopt(
-                    connection.record, downstream: fcntl(connection.downstreamDescriptor, F_DUPFD_CLOEXEC, 0),
-                    upstream: fcntl(connection.upstreamDescriptor, F_DUPFD_CLOEXEC, 0))
-            }
-            throw error
-        }
+        try link.send(
+            .connections(.init(connections: batch.map(\.record))),
+            descriptors: batch.flatMap { [$0.downstreamDescriptor, $0.upstreamDescriptor] })
         let answer = try await offloaded { try link.receive(waitingFor: "adopted", timeout: timeout) }
         guard case .adopted(let adopted) = answer.message else {
             closeAll(answer.descriptors)
@@ -240,7 +283,8 @@ public final class UpgradeCoordinator: Sendable {
 
     // MARK: Outcome
 
-    /// Rolls back whatever the failed upgrade had changed and tells the requester.
+    /// Rolls back whatever the failed upgrade had changed and tells the requester. A new
+    /// process this one started is ended (one it did not start was told to give up).
     private func fail(_ reason: String) {
         let (action, process) = state.withLock { state in
             (state.handshake.failed(), state.spawned)
@@ -252,7 +296,11 @@ public final class UpgradeCoordinator: Sendable {
         }
         if resumeAccepting {
             let server = self.server
-            _ = try? waitFor { await server.setAccepting(true) }
+            let participant = self.participant
+            _ = try? waitFor {
+                await server.resumeParkedListeners()
+                await participant.setAdminAccepting(true)
+            }
         }
         participant.resumeAgent()
         report(UpgradeMessage.Result(succeeded: false, newPID: nil, migrated: 0, detail: reason))

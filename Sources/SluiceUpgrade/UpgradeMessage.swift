@@ -16,8 +16,11 @@ public enum UpgradeMessage: Sendable, Equatable {
     /// Old → new: every listening socket, workload namespace, the admin and agent sockets and
     /// the xDS state (descriptors: listeners, then workload namespaces, admin, agent, upgrade).
     case inventory(Inventory)
-    /// New → old: every inherited listener is served; the old one may stop accepting.
+    /// New → old: every inherited listener is bound (not yet accepting); the old one may stop.
     case ready(Ready)
+    /// Old → new: this process no longer accepts; the new one starts. Connections arriving in
+    /// between wait in the shared accept queues.
+    case stoppedAccepting(StoppedAccepting)
     /// Old → new: established connections (descriptors: downstream and upstream of each).
     case connections(ConnectionBatch)
     /// New → old: the last batch was adopted.
@@ -79,6 +82,10 @@ public enum UpgradeMessage: Sendable, Equatable {
         public var listeners: Int
         public var workloads: Int
         public init(listeners: Int, workloads: Int) { self.listeners = listeners; self.workloads = workloads }
+    }
+
+    public struct StoppedAccepting: Sendable, Codable, Equatable {
+        public init() {}
     }
 
     public struct ConnectionBatch: Sendable, Codable, Equatable {
@@ -145,6 +152,7 @@ public enum UpgradeMessage: Sendable, Equatable {
         case .counters: return 8
         case .done: return 9
         case .result: return 10
+        case .stoppedAccepting: return 11
         }
     }
 
@@ -169,6 +177,7 @@ public enum UpgradeMessage: Sendable, Equatable {
         case .counters: return "counters"
         case .done: return "done"
         case .result: return "result"
+        case .stoppedAccepting: return "stoppedAccepting"
         }
     }
 }

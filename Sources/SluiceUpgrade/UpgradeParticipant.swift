@@ -12,6 +12,8 @@ public protocol UpgradeParticipant: Sendable {
     func releaseAgent()
     /// The admin listener's descriptor, still owned here; nil without an admin listener.
     var adminDescriptor: CInt? { get }
+    /// Stops or resumes accepting admin connections (the socket stays open).
+    func setAdminAccepting(_ accepting: Bool) async
     /// Closes this process's admin listener without removing its socket file.
     func releaseAdmin() async
     /// The xDS state the new process starts from, encoded; nil without xDS.

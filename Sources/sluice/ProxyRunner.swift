@@ -95,7 +95,8 @@ struct ProxyRunner {
                 shutdown.trigger("/quitquitquit")
             }
             admin = try await AdminServer.start(
-                address: adminConfig.address, context: context, logger: logger, inheritedDescriptor: handover?.inheritance.admin)
+                address: adminConfig.address, context: context, logger: logger, inheritedDescriptor: handover?.inheritance.admin,
+                accepting: handover == nil)
             logger.info("admin listening", metadata: ["address": "\(admin!.boundAddress)"])
         }
         for (name, addresses) in server.hostListenerAddresses {
@@ -104,7 +105,7 @@ struct ProxyRunner {
         var agentDescriptor: CInt?
         var upgradeSocket = upgradeListener
         if let handover {
-            let outcome = try await completeTakeover(handover, server: server, logger: logger)
+            let outcome = try await completeTakeover(handover, server: server, admin: admin, logger: logger)
             agentDescriptor = handover.inheritance.agent
             upgradeSocket = handover.inheritance.upgradeListener
             logger.info("took over from the previous process", metadata: [
@@ -175,7 +176,8 @@ extension ProxyRunner {
     /// Serving every inherited listener now: report ready, then adopt the connections the
     /// previous process hands over and continue its counters.
     private func completeTakeover(
-        _ handover: (takeover: Takeover, inheritance: Takeover.Inheritance), server: ProxyServer, logger: Logger
+        _ handover: (takeover: Takeover, inheritance: Takeover.Inheritance), server: ProxyServer, admin: AdminServer?,
+        logger: Logger
     ) async throws -> Takeover.Outcome {
         let inherited = server.inherited!
         for unclaimed in inherited.closeUnclaimed() {
@@ -184,9 +186,19 @@ extension ProxyRunner {
         try handover.takeover.ready(listeners: inherited.claimed, workloads: handover.inheritance.workloads.count)
         let stats = server.stats
         let outcome = await handover.takeover.receiveConnections(
+            startAccepting: {
+                await server.setAccepting(true)
+                await admin?.setAccepting(true)
+            },
             adopt: { record, downstream, upstream in try await server.adopt(record, downstream: downstream, upstream: upstream) },
             absorbCounters: { stats.absorb($0) })
         for failure in outcome.failures { logger.warning("connection not adopted", metadata: ["reason": "\(failure)"]) }
+        if outcome.rolledBack {
+            // Everything this process holds is also held by the previous one, which serves it
+            // again; exiting closes only this process's copies.
+            logger.error("the previous process rolled the upgrade back; exiting", metadata: ["reason": "\(outcome.error ?? "")"])
+            exit(1)
+        }
         if let error = outcome.error {
             logger.warning("previous process gone before the end of the hand-over; serving what was handed over", metadata: [
                 "error": "\(error)",
@@ -206,6 +218,7 @@ struct RunningProxyParticipant: UpgradeParticipant {
     func resumeAgent() { agent?.resume() }
     func releaseAgent() { agent?.release() }
     var adminDescriptor: CInt? { admin?.descriptor }
+    func setAdminAccepting(_ accepting: Bool) async { await admin?.setAccepting(accepting) }
     func releaseAdmin() async { await admin?.release() }
 
     func xdsState() -> Data? {

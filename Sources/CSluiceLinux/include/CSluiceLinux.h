@@ -27,6 +27,9 @@ int sluice_bind_listen(int fd, const struct sockaddr *address, socklen_t length,
 /// IP6T_SO_ORIGINAL_DST for IPv6) into `out`. 0 or -errno.
 int sluice_original_destination(int fd, int family, struct sockaddr_storage *out, socklen_t *length);
 
+/// Most descriptors one record carries (the hot upgrade sends sockets in batches of this size).
+#define SLUICE_MAX_RECORD_FDS 64
+
 /// Sends one SOCK_SEQPACKET record with up to `fd_count` descriptors. bytes sent or -errno.
 ssize_t sluice_send_record(int socket_fd, const void *bytes, size_t length, const int *fds, int fd_count);
 

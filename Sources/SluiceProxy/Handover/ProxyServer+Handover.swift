@@ -32,26 +32,16 @@ extension ProxyServer {
         return result.value!
     }
 
-    /// Every listening socket: host listeners and the capture listeners of every workload.
+    /// Every listening socket being served: host listeners and the capture listeners of every
+    /// workload (a closed channel's descriptor number may already belong to another socket).
     public var listenerSockets: [ListenerSocket] {
-        var sockets: [ListenerSocket] = []
-        for (name, binding) in hostBindings.withLockedValue({ $0 }) {
-            for socket in binding.sockets {
-                sockets.append(ListenerSocket(
-                    workload: nil, listener: name, namespace: NetworkNamespace.home.identity, address: socket.address,
-                    descriptor: socket.descriptor))
+        ownedBindings.flatMap { owner in
+            owner.binding.sockets.filter(\.channel.isActive).map { socket in
+                ListenerSocket(
+                    workload: owner.workload, listener: owner.name, namespace: owner.binding.namespace, address: socket.address,
+                    descriptor: socket.descriptor)
             }
         }
-        for runtime in workloads.withLockedValue({ Array($0.values) }) {
-            for (name, binding) in runtime.bindings.withLockedValue({ $0 }) {
-                for socket in binding.sockets {
-                    sockets.append(ListenerSocket(
-                        workload: runtime.identity.id, listener: name, namespace: runtime.namespace.identity,
-                        address: socket.address, descriptor: socket.descriptor))
-                }
-            }
-        }
-        return sockets
     }
 
     /// The workloads being served, with their namespaces.
@@ -63,13 +53,54 @@ extension ProxyServer {
 
     /// Stops (or resumes) accepting on every listener; the sockets and their queues stay.
     public func setAccepting(_ accepting: Bool) async {
+        self.accepting.withLockedValue { $0 = accepting }
         for binding in allBindings { await binding.setAccepting(accepting) }
     }
 
-    /// Closes every listening socket of this process (another process holds duplicates) and
-    /// forgets the workloads without touching their established connections.
+    /// Stops accepting by closing this process's listening channels (the new process holds the
+    /// sockets and accepts from the same queues; the bindings stay, with their connections),
+    /// keeping one duplicate of each socket so that
+    /// a rolled-back upgrade can listen on it again (`resumeParkedListeners`). Closing rather
+    /// than pausing leaves no readiness registration behind on a socket another process reads.
+    public func parkListeners() async {
+        var parked: [ParkedListener] = []
+        for (workload, name, binding) in ownedBindings {
+            let copies = binding.sockets.map { socket in
+                InheritedListener(
+                    namespace: binding.namespace, address: socket.address, descriptor: fcntl(socket.descriptor, F_DUPFD_CLOEXEC, 0))
+            }
+            await binding.close()
+            parked.append(ParkedListener(workload: workload, name: name, binding: binding, sockets: copies))
+        }
+        parkedListeners.withLockedValue { $0 += parked }
+    }
+
+    /// Listens again on the parked sockets (the upgrade was rolled back).
+    public func resumeParkedListeners() async {
+        for parked in parkedListeners.withLockedValue({ parked in defer { parked = [] }; return parked }) {
+            let scope = parked.workload.flatMap { id in workloads.withLockedValue { $0[id] }?.scope } ?? hostScope
+            do {
+                let binding = try await ListenerBinding.bind(
+                    parked.binding.listener, scope: scope, group: group, inherited: InheritedSockets(parked.sockets),
+                    accepting: true, state: parked.binding.state, logger: logger)
+                if let id = parked.workload {
+                    workloads.withLockedValue { $0[id] }?.bindings.withLockedValue { $0[parked.name] = binding }
+                } else {
+                    hostBindings.withLockedValue { $0[parked.name] = binding }
+                }
+            } catch {
+                logger.error("cannot listen again after a failed upgrade", metadata: ["listener": "\(parked.name)", "error": "\(error)"])
+            }
+        }
+    }
+
+    /// Forgets the listeners for good (the new process owns them) without touching
+    /// established connections.
     public func releaseListeners() async {
         for binding in allBindings { await binding.close() }
+        for parked in parkedListeners.withLockedValue({ parked in defer { parked = [] }; return parked }) {
+            for socket in parked.sockets { close(socket.descriptor) }
+        }
         hostBindings.withLockedValue { $0 = [:] }
         for runtime in workloads.withLockedValue({ Array($0.values) }) { runtime.bindings.withLockedValue { $0 = [:] } }
     }
@@ -85,12 +116,7 @@ extension ProxyServer {
     public func exportConnections(limit: Int) async -> [ExportedConnection] {
         let index = SocketDescriptorIndex()
         var exported: [ExportedConnection] = []
-        var owners: [(workload: String?, listener: String, binding: ListenerBinding)] = []
-        for (name, binding) in hostBindings.withLockedValue({ $0 }) { owners.append((nil, name, binding)) }
-        for runtime in workloads.withLockedValue({ Array($0.values) }) {
-            for (name, binding) in runtime.bindings.withLockedValue({ $0 }) { owners.append((runtime.identity.id, name, binding)) }
-        }
-        for owner in owners {
+        for owner in ownedBindings {
             let byLoop = Dictionary(grouping: owner.binding.state.connections.all) { ObjectIdentifier($0.eventLoop) }
             for channels in byLoop.values {
                 guard exported.count < limit, let loop = channels.first?.eventLoop else { break }
@@ -99,7 +125,7 @@ extension ProxyServer {
                     var batch: [ExportedConnection] = []
                     for channel in channels where batch.count < room {
                         guard let handler = try? channel.pipeline.syncOperations.handler(type: RelayHandler.self),
-                              let connection = handler.session.export(workload: owner.workload, listener: owner.listener, index: index)
+                              let connection = handler.session.export(workload: owner.workload, listener: owner.name, index: index)
                         else { continue }
                         batch.append(connection)
                     }
@@ -111,10 +137,10 @@ extension ProxyServer {
         return exported
     }
 
-    /// Continues a connection the previous process let go of: both sockets become channels on
-    /// one event loop, the bytes it had not written are written first, then relaying resumes.
+    /// Takes over a connection another process let go of: both sockets become channels on one
+    /// event loop, idle until `start()` (the giving process may still take it back until then).
     /// The descriptors are owned by this call (closed when adoption fails).
-    public func adopt(_ record: MigratedConnection, downstream: CInt, upstream: CInt) async throws {
+    public func adopt(_ record: MigratedConnection, downstream: CInt, upstream: CInt) async throws -> AdoptedConnection {
         let scope: AcceptScope
         let binding: ListenerBinding?
         if let id = record.workload {
@@ -149,7 +175,7 @@ extension ProxyServer {
         let clusters = scope.clusters
         let logger = self.logger
         let loop = group.next()
-        try await loop.flatSubmit { () -> EventLoopFuture<Void> in
+        return try await loop.flatSubmit { () -> EventLoopFuture<AdoptedConnection> in
             let session = NIOLoopBound(
                 TCPProxySession(
                     route: route, origin: origin, clusters: clusters, eventLoop: loop, logger: logger,
@@ -172,9 +198,13 @@ extension ProxyServer {
             }.map { upstreamChannel in
                 host.connectionsActive.increment()
                 cluster.stats.upstreamConnectionsActive.increment()
-                session.value.resumeAdopted(
-                    cluster: cluster, host: host, upstreamChannel: upstreamChannel, pendingToDownstream: pendingToDownstream,
-                    pendingToUpstream: pendingToUpstream)
+                return AdoptedConnection { [pendingToDownstream, pendingToUpstream] in
+                    loop.execute {
+                        session.value.resumeAdopted(
+                            cluster: cluster, host: host, upstreamChannel: upstreamChannel,
+                            pendingToDownstream: pendingToDownstream, pendingToUpstream: pendingToUpstream)
+                    }
+                }
             }
         }.get()
     }
@@ -192,6 +222,16 @@ extension ProxyServer {
             .withConnectedSocket(descriptor)
     }
 
+    /// Every binding with the workload (nil: the proxy's namespace) and listener name owning it.
+    private var ownedBindings: [(workload: String?, name: String, binding: ListenerBinding)] {
+        var owned: [(workload: String?, name: String, binding: ListenerBinding)] = []
+        for (name, binding) in hostBindings.withLockedValue({ $0 }) { owned.append((nil, name, binding)) }
+        for runtime in workloads.withLockedValue({ Array($0.values) }) {
+            for (name, binding) in runtime.bindings.withLockedValue({ $0 }) { owned.append((runtime.identity.id, name, binding)) }
+        }
+        return owned
+    }
+
     private var allBindings: [ListenerBinding] {
         var bindings = Array(hostBindings.withLockedValue { $0 }.values)
         for runtime in workloads.withLockedValue({ Array($0.values) }) {
@@ -199,6 +239,26 @@ extension ProxyServer {
         }
         return bindings
     }
+}
+
+/// A connection taken over and not yet relaying: `start` writes what the previous process had
+/// not written and resumes relaying both ways.
+public struct AdoptedConnection: Sendable {
+    private let resume: @Sendable () -> Void
+
+    init(resume: @escaping @Sendable () -> Void) {
+        self.resume = resume
+    }
+
+    public func start() { resume() }
+}
+
+/// A listener this process stopped serving during an upgrade, with duplicates of its sockets.
+struct ParkedListener: Sendable {
+    let workload: String?
+    let name: String
+    let binding: ListenerBinding
+    let sockets: [InheritedListener]
 }
 
 private final class ResultBox<T>: @unchecked Sendable {

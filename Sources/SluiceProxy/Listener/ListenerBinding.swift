@@ -2,6 +2,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import SluiceLinux
 import SluiceModel
 
 /// The live connections a listener accepted, so draining can close them later.
@@ -54,10 +55,12 @@ final class ListenerBinding: Sendable {
 
     let state: ListenerState
     let sockets: [Socket]
+    let namespace: NetworkNamespace.Identity
 
-    private init(state: ListenerState, sockets: [Socket]) {
+    private init(state: ListenerState, sockets: [Socket], namespace: NetworkNamespace.Identity) {
         self.state = state
         self.sockets = sockets
+        self.namespace = namespace
     }
 
     var channels: [any Channel] { sockets.map(\.channel) }
@@ -66,11 +69,12 @@ final class ListenerBinding: Sendable {
 
     /// Binds every address of `listener` inside the scope's namespace and starts accepting.
     /// A socket `inherited` from the previous proxy process for the same namespace and address
-    /// is used instead of a new one.
+    /// is used instead of a new one; without `accepting` the sockets are bound but not yet read.
     static func bind(
-        _ listener: CompiledListener, scope: AcceptScope, group: any EventLoopGroup, inherited: InheritedSockets?, logger: Logger
+        _ listener: CompiledListener, scope: AcceptScope, group: any EventLoopGroup, inherited: InheritedSockets?,
+        accepting: Bool, state existing: ListenerState? = nil, logger: Logger
     ) async throws -> ListenerBinding {
-        let state = ListenerState(listener)
+        let state = existing ?? ListenerState(listener)
         let acceptor = ConnectionAcceptor(state: state, scope: scope, logger: logger)
         let limit = listener.config.perConnectionBufferLimitBytes
         var sockets: [Socket] = []
@@ -83,6 +87,7 @@ final class ListenerBinding: Sendable {
                 // allocations per connection); TCP_NODELAY, a ServerBootstrap default on the
                 // listening socket, is inherited by accepted sockets.
                 let channel = try await ServerBootstrap(group: group)
+                    .serverChannelOption(.autoRead, value: accepting)
                     .childChannelInitializer { child in
                         do {
                             try RelayOptions.apply(to: child.syncOptions!, bufferLimit: limit)
@@ -99,7 +104,7 @@ final class ListenerBinding: Sendable {
             for socket in sockets { try? await socket.channel.close() }
             throw error
         }
-        return ListenerBinding(state: state, sockets: sockets)
+        return ListenerBinding(state: state, sockets: sockets, namespace: scope.socketFactory.namespace.identity)
     }
 
     /// Stops or resumes accepting without closing the sockets: connections wait in the accept

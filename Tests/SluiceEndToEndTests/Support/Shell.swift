@@ -75,7 +75,7 @@ final class BackgroundProcess: @unchecked Sendable {
 
     /// Appends the PID and its start time to `$SLUICE_E2E_PIDFILE`, so Scripts/test can end
     /// exactly these processes if a run is killed before its teardown.
-    private static func record(_ pid: Int32) {
+    static func record(_ pid: Int32) {
         guard let file = ProcessInfo.processInfo.environment["SLUICE_E2E_PIDFILE"],
               let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
               let afterName = stat.range(of: ") ", options: .backwards)

@@ -19,6 +19,9 @@ final class Topology: @unchecked Sendable {
     let directory: URL
     private(set) var namespaces: [String] = []
     private(set) var processes: [BackgroundProcess] = []
+    /// Processes started for the test by another process (a new proxy the running one
+    /// started during a hot upgrade), ended by PID at teardown.
+    private(set) var adoptedPIDs: [Int32] = []
     /// Namespace → the cgroup its processes run in.
     private(set) var cgroups: [String: String] = [:]
     private var nextAddress = 10
@@ -108,8 +111,20 @@ final class Topology: @unchecked Sendable {
         try Shell.run(command(in: namespace, arguments), timeout: timeout)
     }
 
+    /// Makes `pid` one of this test's processes: recorded for `Scripts/test` and ended at teardown.
+    func adopt(pid: Int32) {
+        guard !adoptedPIDs.contains(pid) else { return }
+        adoptedPIDs.append(pid)
+        BackgroundProcess.record(pid)
+    }
+
     /// Ends every process this topology started (by PID), then deletes its namespaces.
     func teardown() {
+        // A new proxy that an old one started during a failed upgrade may never have been
+        // reported to the test; its command line names this topology's files.
+        for pid in Self.sluiceProcesses(mentioning: directory.path) where !adoptedPIDs.contains(pid) { adoptedPIDs.append(pid) }
+        for pid in adoptedPIDs.reversed() { Self.end(pid: pid) }
+        adoptedPIDs = []
         for process in processes.reversed() { process.stop() }
         for name in namespaces.reversed() { _ = try? Shell.run(["ip", "netns", "del", name]) }
         namespaces = []
@@ -119,6 +134,30 @@ final class Topology: @unchecked Sendable {
         if ProcessInfo.processInfo.environment["SLUICE_KEEP_TEST_LOGS"] == nil {
             try? FileManager.default.removeItem(at: directory)
         }
+    }
+
+    /// sluice processes whose command line mentions `text`.
+    private static func sluiceProcesses(mentioning text: String) -> [Int32] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap(Int32.init).filter { pid in
+            guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+            let command = String(decoding: data.map { $0 == 0 ? 32 : $0 }, as: UTF8.self)
+            return command.contains("sluice") && command.contains(text) && pid != getpid()
+        }
+    }
+
+    /// SIGTERM, then SIGKILL after 5 s; only while the PID is still a sluice process (never a
+    /// reused PID).
+    private static func end(pid: Int32) {
+        func isSluice() -> Bool {
+            let command = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""
+            return command.contains("sluice")
+        }
+        guard isSluice() else { return }
+        kill(pid, SIGTERM)
+        let deadline = Date().addingTimeInterval(5)
+        while Date() < deadline, isSluice() { usleep(50_000) }
+        if isSluice() { kill(pid, SIGKILL) }
     }
 
     /// rmdir once the processes ended by `teardown` have left (their exit is asynchronous).
