@@ -100,21 +100,21 @@ public final class Takeover: Sendable {
         TakeoverStep.ready.checkpoint()
     }
 
-    /// Starts accepting once the old process stopped (or went away), then adopts connections
-    /// until it is done (or gone) and adds its counters.
+    /// Adopts connections until the old process is done (or gone), adds its counters, then
+    /// starts accepting and relaying: until `done` this process owns nothing the old one could
+    /// not take back.
     public func receiveConnections(
         startAccepting: @Sendable () async -> Void,
         adopt: @escaping @Sendable (MigratedConnection, CInt, CInt) async throws -> AdoptedConnection,
         absorbCounters: @Sendable ([StatName: UInt64]) -> Void
     ) async -> Outcome {
         var outcome = Outcome(adopted: 0, failures: [], done: nil, error: nil)
-        var accepting = false
         // Adopted connections stay idle until the old process is done with the hand-over (or
         // gone): until then it may take them back, and only one process may relay a connection.
         var adopted: [AdoptedConnection] = []
         let link = self.link
         let step = settings.stepTimeout
-        while true {
+        receiving: while true {
             let received: (message: UpgradeMessage, descriptors: [CInt])
             do {
                 received = try await offloaded { try link.receive(waitingFor: "connections or done", timeout: step) }
@@ -123,9 +123,6 @@ public final class Takeover: Sendable {
                 break
             }
             switch received.message {
-            case .stoppedAccepting:
-                await startAccepting()
-                accepting = true
             case .connections(let batch):
                 var count = 0
                 var failures: [String] = []
@@ -141,28 +138,25 @@ public final class Takeover: Sendable {
                 outcome.adopted += count
                 outcome.failures += failures
                 try? link.send(.adopted(.init(adopted: count, failures: failures)))
-            case .refused(let refusal):
-                outcome.rolledBack = true
-                outcome.error = refusal.reason
-                link.close()
-                return outcome
             case .counters(let counters):
                 absorbCounters(counters.values)
             case .done(let done):
                 outcome.done = done
-                if !accepting { await startAccepting() }
-                for connection in adopted { connection.start() }
+                break receiving
+            case .refused(let refusal):
+                // Rolled back: the old process serves everything again, this one nothing.
+                outcome.rolledBack = true
+                outcome.error = refusal.reason
                 link.close()
                 return outcome
             default:
                 closeAll(received.descriptors)
                 outcome.error = "unexpected \(received.message.name) during migration"
+                break receiving
             }
-            if outcome.error != nil { break }
         }
-        // The old process is gone (it cannot take anything back) or broke the protocol: this
-        // process serves everything now.
-        if !accepting { await startAccepting() }
+        // Done, or the old process is gone (it cannot take anything back): serve everything.
+        await startAccepting()
         for connection in adopted { connection.start() }
         link.close()
         return outcome

@@ -119,6 +119,11 @@ public final class UpgradeCoordinator: Sendable {
         process.terminationHandler = { [weak self] process in
             self?.spawnedExited(pid: process.processIdentifier, status: process.terminationStatus)
         }
+        // Recorded before the start: a binary that exits at once is reported to the requester.
+        state.withLock { state in
+            state.requester = requester
+            state.spawned = process
+        }
         do {
             try process.run()
         } catch {
@@ -126,11 +131,7 @@ public final class UpgradeCoordinator: Sendable {
             return
         }
         let pid = process.processIdentifier
-        state.withLock { state in
-            state.requester = requester
-            state.spawned = process
-            state.handshake.spawned(pid: pid)
-        }
+        state.withLock { $0.handshake.spawned(pid: pid) }
         logger.info("upgrade: started new binary", metadata: ["binary": "\(binary)", "pid": "\(pid)"])
         // The new process must at least connect within the ready timeout.
         let timeout = settings.readyTimeout
@@ -145,8 +146,11 @@ public final class UpgradeCoordinator: Sendable {
     }
 
     private func spawnedExited(pid: Int32, status: Int32) {
-        let (handedOver, link) = state.withLock { ($0.handshake.phase == .handedOver, $0.activeLink) }
-        guard !handedOver else { return }
+        let (current, handedOver, link) = state.withLock {
+            ($0.spawned?.processIdentifier == pid, $0.handshake.phase == .handedOver, $0.activeLink)
+        }
+        // A process of an earlier, already rolled-back upgrade (ended by this one) is no news.
+        guard current, !handedOver else { return }
         if let link {
             // The hand-over's own thread notices the closed link and rolls back in order.
             logger.warning("upgrade: new process exited during the hand-over", metadata: ["pid": "\(pid)", "status": "\(status)"])
@@ -241,18 +245,21 @@ public final class UpgradeCoordinator: Sendable {
         }
         logger.info("upgrade: new process serves", metadata: ["listeners": "\(served.listeners)", "workloads": "\(served.workloads)"])
         var action = state.withLock { $0.handshake.readyReceived() }
-        // One process accepts at a time: NIO's channels assume they are a socket's only reader
-        // (a readiness event another process consumed first trips its debug assertions).
-        await server.parkListeners()
-        await participant.setAdminAccepting(false)
-        try link.send(.stoppedAccepting(.init()))
-
         var migrated = 0
         while action == .stopAcceptingAndMigrate || action == .migrateNextBatch {
+            if action == .stopAcceptingAndMigrate {
+                // One process accepts at a time: NIO's channels assume they are a socket's only
+                // reader (an event another process consumed first trips its debug assertions).
+                // The new process starts with `done`; connections arriving until then wait in
+                // the shared accept queues, and until then it owns nothing this process cannot
+                // take back.
+                await server.parkListeners()
+                await participant.setAdminAccepting(false)
+            }
             let batch = await server.exportConnections(limit: settings.batchSize)
             handover.moved += batch
             if !batch.isEmpty { migrated += try await send(batch, over: link, timeout: timeouts.step) }
-            action = state.withLock { $0.handshake.batchAdopted(more: !batch.isEmpty) }
+            action = state.withLock { [limit = settings.batchSize] in $0.handshake.batchMoved(count: batch.count, limit: limit) }
         }
         try link.send(.counters(.init(server.stats.counterValues())))
         let done = UpgradeMessage.Done(migrated: migrated, staying: server.openConnections)

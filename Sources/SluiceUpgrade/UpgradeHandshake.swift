@@ -8,8 +8,9 @@ public struct UpgradeHandshake: Sendable, Equatable {
         case awaitingTakeover(spawned: Int32?)
         /// Listeners, namespaces and state sent; the new process is binding.
         case inventorySent(spawned: Int32?)
-        /// The new process serves every listener; this one stopped accepting and moves connections.
-        case migrating(spawned: Int32?)
+        /// The new process has bound every listener; this one moves its connections, still
+        /// accepting until `stoppedAccepting` (then it moves what it accepted meanwhile).
+        case migrating(spawned: Int32?, stoppedAccepting: Bool)
         /// Everything handed over; this process only finishes what stayed and exits.
         case handedOver
     }
@@ -19,10 +20,11 @@ public struct UpgradeHandshake: Sendable, Equatable {
         case refuse(reason: String)
         case spawn(binary: String)
         case sendInventory
-        /// Stop accepting (the new process accepts) and move the first batch of connections.
-        case stopAcceptingAndMigrate
         case migrateNextBatch
-        /// Send the counters and `done`, then let go of every shared socket.
+        /// Stop accepting, then move the connections accepted meanwhile.
+        case stopAcceptingAndMigrate
+        /// Send the counters and `done` (the new process starts accepting and relaying), then
+        /// let go of every shared socket.
         case finish
         /// Undo what was done: accept again if this process had stopped, take the agent link
         /// back, and end the new process if this one started it.
@@ -61,16 +63,23 @@ public struct UpgradeHandshake: Sendable, Equatable {
 
     public mutating func readyReceived() -> Action {
         guard case .inventorySent(let spawned) = phase else { return .none }
-        phase = .migrating(spawned: spawned)
-        return .stopAcceptingAndMigrate
+        phase = .migrating(spawned: spawned, stoppedAccepting: false)
+        return .migrateNextBatch
     }
 
-    /// The new process adopted a batch; `more` when the last export found connections to move.
-    public mutating func batchAdopted(more: Bool) -> Action {
-        guard case .migrating = phase else { return .none }
-        if more { return .migrateNextBatch }
-        phase = .handedOver
-        return .finish
+    /// The last export moved `count` connections, at most `limit`. While this process still
+    /// accepts, a full batch means more are waiting; a partial one means the backlog is moved:
+    /// stop accepting and move what arrived meanwhile. After that, move until nothing is left.
+    public mutating func batchMoved(count: Int, limit: Int) -> Action {
+        guard case .migrating(let spawned, let stoppedAccepting) = phase else { return .none }
+        if stoppedAccepting {
+            if count > 0 { return .migrateNextBatch }
+            phase = .handedOver
+            return .finish
+        }
+        if count >= limit { return .migrateNextBatch }
+        phase = .migrating(spawned: spawned, stoppedAccepting: true)
+        return .stopAcceptingAndMigrate
     }
 
     /// The new process died, timed out, broke the protocol, or could not be started.
@@ -81,9 +90,9 @@ public struct UpgradeHandshake: Sendable, Equatable {
         case .awaitingTakeover(let spawned), .inventorySent(let spawned):
             phase = .idle
             return .rollBack(resumeAccepting: false, kill: spawned)
-        case .migrating(let spawned):
+        case .migrating(let spawned, let stoppedAccepting):
             phase = .idle
-            return .rollBack(resumeAccepting: true, kill: spawned)
+            return .rollBack(resumeAccepting: stoppedAccepting, kill: spawned)
         }
     }
 

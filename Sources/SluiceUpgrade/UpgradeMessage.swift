@@ -16,11 +16,8 @@ public enum UpgradeMessage: Sendable, Equatable {
     /// Old → new: every listening socket, workload namespace, the admin and agent sockets and
     /// the xDS state (descriptors: listeners, then workload namespaces, admin, agent, upgrade).
     case inventory(Inventory)
-    /// New → old: every inherited listener is bound (not yet accepting); the old one may stop.
+    /// New → old: every inherited listener is bound (accepting once the old process is done).
     case ready(Ready)
-    /// Old → new: this process no longer accepts; the new one starts. Connections arriving in
-    /// between wait in the shared accept queues.
-    case stoppedAccepting(StoppedAccepting)
     /// Old → new: established connections (descriptors: downstream and upstream of each).
     case connections(ConnectionBatch)
     /// New → old: the last batch was adopted.
@@ -82,10 +79,6 @@ public enum UpgradeMessage: Sendable, Equatable {
         public var listeners: Int
         public var workloads: Int
         public init(listeners: Int, workloads: Int) { self.listeners = listeners; self.workloads = workloads }
-    }
-
-    public struct StoppedAccepting: Sendable, Codable, Equatable {
-        public init() {}
     }
 
     public struct ConnectionBatch: Sendable, Codable, Equatable {
@@ -152,7 +145,6 @@ public enum UpgradeMessage: Sendable, Equatable {
         case .counters: return 8
         case .done: return 9
         case .result: return 10
-        case .stoppedAccepting: return 11
         }
     }
 
@@ -177,7 +169,6 @@ public enum UpgradeMessage: Sendable, Equatable {
         case .counters: return "counters"
         case .done: return "done"
         case .result: return "result"
-        case .stoppedAccepting: return "stoppedAccepting"
         }
     }
 }

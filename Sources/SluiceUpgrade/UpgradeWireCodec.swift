@@ -124,7 +124,6 @@ public enum UpgradeWireCodec {
         case .counters(let value): data = try encoder.encode(value)
         case .done(let value): data = try encoder.encode(value)
         case .result(let value): data = try encoder.encode(value)
-        case .stoppedAccepting(let value): data = try encoder.encode(value)
         }
         return Array(data)
     }
@@ -148,7 +147,6 @@ public enum UpgradeWireCodec {
         case 8: return .counters(try decode(UpgradeMessage.Counters.self, "counters"))
         case 9: return .done(try decode(UpgradeMessage.Done.self, "done"))
         case 10: return .result(try decode(UpgradeMessage.Result.self, "result"))
-        case 11: return .stoppedAccepting(try decode(UpgradeMessage.StoppedAccepting.self, "stoppedAccepting"))
         default: throw UpgradeProtocolError.unknownType(type)
         }
     }

@@ -55,6 +55,9 @@ struct ProxyRunner {
             drainTime: drainTime,
             inherited: inherited,
             logger: logger)
+        // Started before any xDS configuration is applied: clusters added by an update need
+        // the started cluster manager.
+        try await server.start()
 
         var xds: (client: ADSClient, task: Task<Void, Never>)?
         var workloadXDS: WorkloadXDS?
@@ -83,7 +86,6 @@ struct ProxyRunner {
             ])
         }
 
-        try await server.start()
         let workloadHost = ProxyWorkloadHost(server: server, xds: workloadXDS)
         for (workload, namespace) in handover?.inheritance.workloads ?? [] {
             try workloadHost.addWorkload(workload.identity, namespace: namespace, inbound: workload.inbound)

@@ -24,10 +24,13 @@ import Testing
             try load.mark("baseline")
             usleep(1_500_000)
             var migrated: [Int] = []
+            var durations: [Double] = []
             for round in 1...20 {
                 let binary = round % 2 == 1 ? Self.variantBinary : SluiceUnderTest.binary
                 try load.mark("upgrade-\(round)")
+                let started = Date()
                 let outcome = try setup.upgrade(to: binary)
+                durations.append(Date().timeIntervalSince(started) * 1000)
                 #expect(outcome.succeeded, "upgrade \(round): \(outcome.output)")
                 migrated.append(outcome.migrated)
                 try load.mark("after-\(round)")
@@ -49,7 +52,7 @@ import Testing
             try setup.sluice.enroll(late)
             let answer = try setup.sluice.client(from: late, to: "\(setup.server.ipv4):8090", "WHO")
             #expect(answer.contains("peer="), "\(answer)")
-            print(Self.summary(report, migrated: migrated))
+            print(Self.summary(report, migrated: migrated, durations: durations))
         }
     }
 
@@ -117,7 +120,9 @@ import Testing
         }
     }
 
-    static func summary(_ report: UpgradeLoadReport, migrated: [Int]) -> String {
+    static func summary(_ report: UpgradeLoadReport, migrated: [Int], durations: [Double]) -> String {
+        let sorted = durations.sorted()
+        let duration = sorted.isEmpty ? "-" : String(format: "%.0f/%.0f/%.0f ms", sorted[0], sorted[sorted.count / 2], sorted[sorted.count - 1])
         let steps = (1...20).compactMap { report.p99Step("upgrade-\($0)", over: "baseline") }
         let worst = steps.max().map { String(format: "%.1f", $0) } ?? "-"
         let baseline = report.window("baseline")?.latencyMs.p99.map { String(format: "%.1f", $0) } ?? "-"
@@ -126,7 +131,8 @@ import Testing
             resets \(report.totals.resets), failed \(report.totals.failed + report.totals.truncated + report.totals.wrongContent + report.totals.timeouts), \
             streams \(report.totals.streamsOk)/\(report.totals.streams) intact \
             (\(report.totals.streamBytesSent) bytes sent, \(report.totals.streamBytesReceived) received), \
-            migrated per upgrade \(migrated.min() ?? 0)–\(migrated.max() ?? 0), p99 baseline \(baseline) ms, worst p99 step \(worst) ms
+            migrated per upgrade \(migrated.min() ?? 0)–\(migrated.max() ?? 0), upgrade took min/median/max \(duration) \
+            (request to result, new binary start included), p99 baseline \(baseline) ms, worst p99 step \(worst) ms
             """
     }
 }

@@ -8,9 +8,11 @@ import Testing
         #expect(handshake.requestReceived(binary: "/new") == .spawn(binary: "/new"))
         handshake.spawned(pid: 77)
         #expect(handshake.helloReceived(pid: 77) == .sendInventory)
-        #expect(handshake.readyReceived() == .stopAcceptingAndMigrate)
-        #expect(handshake.batchAdopted(more: true) == .migrateNextBatch)
-        #expect(handshake.batchAdopted(more: false) == .finish)
+        #expect(handshake.readyReceived() == .migrateNextBatch)
+        #expect(handshake.batchMoved(count: 64, limit: 64) == .migrateNextBatch, "a full batch: more are waiting")
+        #expect(handshake.batchMoved(count: 10, limit: 64) == .stopAcceptingAndMigrate, "backlog moved: stop accepting")
+        #expect(handshake.batchMoved(count: 3, limit: 64) == .migrateNextBatch, "what arrived meanwhile")
+        #expect(handshake.batchMoved(count: 0, limit: 64) == .finish)
         #expect(handshake.phase == .handedOver)
         #expect(handshake.failed() == .none, "after the hand-over there is nothing to roll back")
     }
@@ -38,14 +40,20 @@ import Testing
         var migrating = UpgradeHandshake()
         _ = migrating.helloReceived(pid: 8)
         _ = migrating.readyReceived()
-        #expect(migrating.failed() == .rollBack(resumeAccepting: true, kill: nil),
-                "a process this one did not start is not killed, and accepting resumes")
+        #expect(migrating.failed() == .rollBack(resumeAccepting: false, kill: nil),
+                "still accepting: nothing to resume; a process this one did not start is not killed")
+
+        var stopped = UpgradeHandshake()
+        _ = stopped.helloReceived(pid: 9)
+        _ = stopped.readyReceived()
+        _ = stopped.batchMoved(count: 0, limit: 64)
+        #expect(stopped.failed() == .rollBack(resumeAccepting: true, kill: nil), "listeners parked: accept again")
     }
 
     @Test func readyBeforeInventoryIsIgnored() {
         var handshake = UpgradeHandshake()
         #expect(handshake.readyReceived() == .none)
-        #expect(handshake.batchAdopted(more: false) == .none)
+        #expect(handshake.batchMoved(count: 0, limit: 64) == .none)
         #expect(handshake.phase == .idle)
     }
 }

@@ -94,15 +94,13 @@ extension ProxyServer {
         }
     }
 
-    /// Forgets the listeners for good (the new process owns them) without touching
-    /// established connections.
+    /// Lets go of the listeners for good (the new process owns them). The bindings stay, closed,
+    /// so the connections that did not move are still counted until they finish.
     public func releaseListeners() async {
         for binding in allBindings { await binding.close() }
         for parked in parkedListeners.withLockedValue({ parked in defer { parked = [] }; return parked }) {
             for socket in parked.sockets { close(socket.descriptor) }
         }
-        hostBindings.withLockedValue { $0 = [:] }
-        for runtime in workloads.withLockedValue({ Array($0.values) }) { runtime.bindings.withLockedValue { $0 = [:] } }
     }
 
     /// Connections still open on this process's listeners.
