@@ -81,8 +81,9 @@ import Testing
             // a second upgrade is refused.
             let wedged = try setup.wrapper("hang", "SLUICE_TAKEOVER_FAULT=hang-inventory exec \(SluiceUnderTest.binary) \"$@\"")
             try load.mark("new-never-ready")
+            let connectedBefore = setup.connectedCount()
             let pending = try setup.startUpgrade(to: wedged)
-            try eventually("the wedged process connected") { try setup.sluice.proxy.map { try setup.oldLog($0) }?.contains("new process connected") == true }
+            try eventually("the wedged process connected") { setup.connectedCount() > connectedBefore }
             let second = try setup.upgrade(to: SluiceUnderTest.binary)
             #expect(!second.succeeded && second.output.contains("already running"), "\(second.output)")
             outcome = try setup.finish(pending)
@@ -199,7 +200,10 @@ struct UpgradeSetup {
         try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe")
     }
 
-    func oldLog(_ process: BackgroundProcess) throws -> String { process.log }
+    /// How many new processes have connected to the running proxy so far (from its log).
+    func connectedCount() -> Int {
+        (sluice.proxy?.log.components(separatedBy: "upgrade: new process connected").count ?? 1) - 1
+    }
 }
 
 func withUpgradeTopology(_ label: String, proxyExtra: [String] = [], _ body: (UpgradeSetup) throws -> Void) throws {
