@@ -17,6 +17,7 @@ public final class Takeover: Sendable {
         public var agent: CInt?
         public var upgradeListener: SeqpacketSocket?
         public var xds: Data?
+        public var workloadXDS: [String: Data]
     }
 
     /// How the hand-over ended, seen from the new process.
@@ -90,7 +91,7 @@ public final class Takeover: Sendable {
         let upgrade = inventory.hasUpgradeListener ? SeqpacketSocket.adopting(rest.removeFirst()) : nil
         return Inheritance(
             build: inventory.build, listeners: listeners, workloads: workloads, admin: admin, agent: agent,
-            upgradeListener: upgrade, xds: inventory.xds)
+            upgradeListener: upgrade, xds: inventory.xds, workloadXDS: inventory.workloadXDS)
     }
 
     /// Tells the old process that every inherited listener is served here.

@@ -226,11 +226,12 @@ public final class UpgradeCoordinator: Sendable {
         let sockets = server.listenerSockets
         let workloads = server.servedWorkloads
         let admin = participant.adminDescriptor
-        let inventory = UpgradeMessage.Inventory(
+        var inventory = UpgradeMessage.Inventory(
             build: settings.build,
             listeners: sockets.map { .init(workload: $0.workload, listener: $0.listener, namespace: $0.namespace, address: $0.address) },
             workloads: workloads.map { .init(identity: $0.identity, namespace: $0.namespace.identity, inbound: $0.inbound) },
             hasAdmin: admin != nil, hasAgent: agent != nil, hasUpgradeListener: true, xds: participant.xdsState())
+        inventory.workloadXDS = participant.workloadXDSStates()
         var descriptors = sockets.map(\.descriptor) + workloads.map(\.namespace.descriptor)
         if let admin { descriptors.append(admin) }
         if let agent { descriptors.append(agent) }

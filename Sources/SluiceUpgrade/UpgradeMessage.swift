@@ -68,6 +68,8 @@ public enum UpgradeMessage: Sendable, Equatable {
         public var hasUpgradeListener: Bool
         /// The xDS state, encoded by the proxy's assembly (opaque here).
         public var xds: Data?
+        /// Each workload's own xDS state (per-workload xDS), by workload id.
+        public var workloadXDS: [String: Data] = [:]
 
         /// How many descriptors travel with this inventory.
         public var descriptorCount: Int {

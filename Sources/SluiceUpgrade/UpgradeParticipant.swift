@@ -18,6 +18,8 @@ public protocol UpgradeParticipant: Sendable {
     func releaseAdmin() async
     /// The xDS state the new process starts from, encoded; nil without xDS.
     func xdsState() -> Data?
+    /// Each workload's own xDS state (per-workload xDS), encoded, by workload id.
+    func workloadXDSStates() -> [String: Data]
 }
 
 /// Runs blocking work (socket waits) on a thread of its own, so that no Swift concurrency

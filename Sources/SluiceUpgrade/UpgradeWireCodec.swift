@@ -1,4 +1,5 @@
 import Foundation
+import SluiceLinux
 
 /// Frames upgrade messages into SOCK_SEQPACKET records. A message larger than one record (the
 /// inventory with the xDS state, a batch of connections with their unwritten bytes) is split
@@ -39,12 +40,12 @@ public enum UpgradeWireCodec {
             let fdStart = min(index * maxDescriptorsPerRecord, descriptors.count)
             let fdEnd = min(fdStart + maxDescriptorsPerRecord, descriptors.count)
             var bytes = magic
-            append(UpgradeMessage.version, to: &bytes)
-            append(message.typeCode, to: &bytes)
-            append(index < count - 1 ? moreFlag : 0, to: &bytes)
-            append(UInt16(0), to: &bytes)
-            append(sequence, to: &bytes)
-            append(UInt32(end - start), to: &bytes)
+            BigEndianBytes.append(UpgradeMessage.version, to: &bytes)
+            BigEndianBytes.append(message.typeCode, to: &bytes)
+            BigEndianBytes.append(index < count - 1 ? moreFlag : 0, to: &bytes)
+            BigEndianBytes.append(UInt16(0), to: &bytes)
+            BigEndianBytes.append(sequence, to: &bytes)
+            BigEndianBytes.append(UInt32(end - start), to: &bytes)
             bytes += payload[start..<end]
             records.append(Record(bytes: bytes, descriptors: Array(descriptors[fdStart..<fdEnd])))
         }
@@ -80,12 +81,12 @@ public enum UpgradeWireCodec {
             let bytes = record.bytes
             guard bytes.count >= headerSize else { throw UpgradeProtocolError.truncated(bytes.count) }
             guard Array(bytes[0..<4]) == magic else { throw UpgradeProtocolError.badMagic }
-            let version: UInt16 = read(bytes, at: 4)
+            let version: UInt16 = BigEndianBytes.read(bytes, at: 4)
             guard version == UpgradeMessage.version else { throw UpgradeProtocolError.unsupportedVersion(version) }
-            let type: UInt16 = read(bytes, at: 6)
-            let flags: UInt16 = read(bytes, at: 8)
-            let sequence: UInt32 = read(bytes, at: 12)
-            let length: UInt32 = read(bytes, at: 16)
+            let type: UInt16 = BigEndianBytes.read(bytes, at: 6)
+            let flags: UInt16 = BigEndianBytes.read(bytes, at: 8)
+            let sequence: UInt32 = BigEndianBytes.read(bytes, at: 12)
+            let length: UInt32 = BigEndianBytes.read(bytes, at: 16)
             guard Int(length) == bytes.count - headerSize else {
                 throw UpgradeProtocolError.lengthMismatch(declared: Int(length), actual: bytes.count - headerSize)
             }
@@ -149,16 +150,6 @@ public enum UpgradeWireCodec {
         case 10: return .result(try decode(UpgradeMessage.Result.self, "result"))
         default: throw UpgradeProtocolError.unknownType(type)
         }
-    }
-
-    private static func append<T: FixedWidthInteger>(_ value: T, to bytes: inout [UInt8]) {
-        withUnsafeBytes(of: value.bigEndian) { bytes.append(contentsOf: $0) }
-    }
-
-    private static func read<T: FixedWidthInteger>(_ bytes: [UInt8], at offset: Int) -> T {
-        var value: T = 0
-        for index in 0..<MemoryLayout<T>.size { value = value << 8 | T(bytes[offset + index]) }
-        return value
     }
 }
 

@@ -64,7 +64,7 @@ struct ProxyRunner {
         if let xdsConfiguration = loaded.xds, let template = perWorkloadXDSNodeID {
             workloadXDS = WorkloadXDS(
                 template: xdsConfiguration, nodeIDTemplate: template, staticConfiguration: loaded.configuration,
-                options: options, server: server, logger: logger)
+                options: options, server: server, inherited: handover?.inheritance.workloadXDS ?? [:], logger: logger)
             server.markDynamicConfigurationReady()
             logger.info("xDS per workload", metadata: ["server": "\(xdsConfiguration.server)", "node": "\(template)"])
         } else if let xdsConfiguration = loaded.xds {
@@ -122,7 +122,7 @@ struct ProxyRunner {
         let handedOver = Mutex(false)
         var coordinator: UpgradeCoordinator?
         if let upgradeSocket {
-            let participant = RunningProxyParticipant(agent: agentClient, admin: admin, xds: xds?.client)
+            let participant = RunningProxyParticipant(agent: agentClient, admin: admin, xds: xds?.client, workloadXDS: workloadXDS)
             coordinator = UpgradeCoordinator(
                 listener: upgradeSocket, server: server, participant: participant, settings: upgradeSettings, logger: logger
             ) { _ in
@@ -215,6 +215,7 @@ struct RunningProxyParticipant: UpgradeParticipant {
     let agent: AgentClient?
     let admin: AdminServer?
     let xds: ADSClient?
+    let workloadXDS: WorkloadXDS?
 
     func suspendAgent() -> CInt? { agent?.suspend() }
     func resumeAgent() { agent?.resume() }
@@ -227,6 +228,8 @@ struct RunningProxyParticipant: UpgradeParticipant {
         guard let xds else { return nil }
         return try? JSONEncoder().encode(XDSHandoverState(xds.dump.current))
     }
+
+    func workloadXDSStates() -> [String: Data] { workloadXDS?.states() ?? [:] }
 }
 
 /// Serves the agent's workloads with the proxy server.
@@ -266,14 +269,17 @@ final class WorkloadXDS: Sendable {
     private let options: TranslationOptions
     private let server: ProxyServer
     private let logger: Logger
-    private let clients = NIOLockedValueBox<[String: Task<Void, Never>]>([:])
+    private let clients = NIOLockedValueBox<[String: (client: ADSClient, task: Task<Void, Never>)]>([:])
+    /// Per-workload xDS state handed over by the previous process, used once per workload.
+    private let inherited: NIOLockedValueBox<[String: Data]>
     /// How long enrollment waits for a workload's first configuration.
     private let initialTimeout: Duration = .seconds(20)
 
     init(
         template: XDSConfiguration, nodeIDTemplate: String, staticConfiguration: ProxyConfiguration,
-        options: TranslationOptions, server: ProxyServer, logger: Logger
+        options: TranslationOptions, server: ProxyServer, inherited: [String: Data] = [:], logger: Logger
     ) {
+        self.inherited = NIOLockedValueBox(inherited)
         self.template = template
         self.nodeIDTemplate = nodeIDTemplate
         self.staticConfiguration = staticConfiguration
@@ -292,7 +298,11 @@ final class WorkloadXDS: Sendable {
             configuration: configuration, staticConfiguration: staticConfiguration, options: options, logger: logger,
             apply: { configuration in await server.applyWorkloadConfiguration(id: id, configuration) },
             initialized: { ready.continuation.yield(()) })
-        clients.withLockedValue { $0[id] = Task { await client.run() } }
+        if let state = inherited.withLockedValue({ $0.removeValue(forKey: id) }) {
+            // Taken over: serve the configuration the previous process had, at once.
+            try await client.restore(JSONDecoder().decode(XDSHandoverState.self, from: state))
+        }
+        clients.withLockedValue { $0[id] = (client, Task { await client.run() }) }
         let arrived = await withTaskGroup(of: Bool.self) { group in
             group.addTask {
                 for await _ in ready.stream { return true }
@@ -316,15 +326,20 @@ final class WorkloadXDS: Sendable {
     }
 
     func stop(_ id: String) {
-        clients.withLockedValue { $0.removeValue(forKey: id) }?.cancel()
+        clients.withLockedValue { $0.removeValue(forKey: id) }?.task.cancel()
     }
 
     func stopAll() {
-        for task in clients.withLockedValue({ clients in
+        for entry in clients.withLockedValue({ clients in
             defer { clients = [:] }
             return Array(clients.values)
         }) {
-            task.cancel()
+            entry.task.cancel()
         }
+    }
+
+    /// Every workload's accepted xDS state, encoded for a hot upgrade.
+    func states() -> [String: Data] {
+        clients.withLockedValue { $0 }.compactMapValues { try? JSONEncoder().encode(XDSHandoverState($0.client.dump.current)) }
     }
 }

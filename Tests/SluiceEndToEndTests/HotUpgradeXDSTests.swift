@@ -12,37 +12,10 @@ import Testing
         try withTopology("upgrade-xds") { topology in
             let app = try topology.addHost("app")
             let server = try topology.addHost("srv")
-            let bootstrap = """
-                admin:
-                  address: { socket_address: { address: 127.0.0.1, port_value: 15000 } }
-                dynamic_resources:
-                  ads_config:
-                    api_type: GRPC
-                    transport_api_version: V3
-                    grpc_services:
-                    - envoy_grpc: { cluster_name: xds }
-                  lds_config: { ads: {}, resource_api_version: V3 }
-                  cds_config: { ads: {}, resource_api_version: V3 }
-                static_resources:
-                  clusters:
-                  - name: xds
-                    type: STATIC
-                    connect_timeout: 1s
-                    load_assignment:
-                      cluster_name: xds
-                      endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: 18000 } } } }] }]
-                """
-            let sluice = try SluiceUnderTest(topology: topology, config: bootstrap)
-            let xdsServer = try topology.spawn("xds-server", in: sluice.node, [
-                XDSHarness.python, XDSHarness.server, "--grpc", "127.0.0.1:18000", "--control", "127.0.0.1:18001",
-            ])
-            try eventually("xds server ready", timeout: 30) { xdsServer.log.contains("ready") }
+            let sluice = try SluiceUnderTest(topology: topology, config: XDSHarness.nodeBootstrap)
+            let xdsServer = try XDSHarness.startNodeControlPlane(topology, in: sluice.node)
             func push(_ type: String, _ version: String, _ resources: [String]) throws {
-                let body = "{\"type\": \"\(type)\", \"version\": \"\(version)\", \"resources\": [\(resources.joined(separator: ","))]}"
-                let reply = try topology.exec(sluice.node, [
-                    "curl", "-sS", "-X", "POST", "http://127.0.0.1:18001/resources", "-H", "Content-Type: application/json", "--data-binary", body,
-                ])
-                #expect(!reply.contains("error"), "\(reply)")
+                try XDSHarness.push(topology, in: sluice.node, type, version, resources)
             }
             // Every outbound connection goes to the server's port 9101, whatever its destination.
             try push("cds", "cds-7", ["""
@@ -70,6 +43,38 @@ import Testing
             #expect(dump.contains("\"version_info\": \"cds-7\"") || dump.contains("\"version_info\":\"cds-7\""), "CDS version carried over")
             #expect(dump.contains("lds-3"), "LDS version carried over")
             #expect(try topology.exec(sluice.node, ["cat", "/proc/\(outcome.pid)/cmdline"]).contains("--takeover"))
+        }
+    }
+
+    @Test func eachWorkloadsOwnConfigurationMovesToo() throws {
+        try withTopology("upgrade-xds-per-workload") { topology in
+            let app = try topology.addHost("app")
+            let server = try topology.addHost("srv")
+            let sluice = try SluiceUnderTest(topology: topology, config: XDSHarness.nodeBootstrap)
+            let xdsServer = try XDSHarness.startNodeControlPlane(topology, in: sluice.node)
+            let node = PerWorkloadXDSTests.nodeID(app)
+            try XDSHarness.push(topology, in: sluice.node, "cds", "w-cds-1", ["""
+                {"@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster", "name": "upstream", "type": "STATIC", "connect_timeout": "1s",
+                 "load_assignment": {"cluster_name": "upstream", "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": "\(server.ipv4)", "port_value": 9102}}}}]}]}}
+                """], node: node)
+            try XDSHarness.push(topology, in: sluice.node, "lds", "w-lds-1", [
+                XDSHarness.listener("virtualOutbound", port: 15001, cluster: "upstream").replacingOccurrences(of: "\"127.0.0.1\"", with: "\"0.0.0.0\""),
+            ], node: node)
+            try sluice.startServer(on: server, port: 9102)
+            try sluice.startAgent()
+            try sluice.startProxy(extra: ["--xds-per-workload"])
+            try sluice.enroll(app)
+            #expect(try sluice.client(from: app, to: "\(server.ipv4):8080", "WHO").contains("local=\(server.ipv4):9102"))
+
+            xdsServer.stop()
+            let setup = UpgradeSetup(topology: topology, sluice: sluice, app: app, server: server)
+            let outcome = try setup.upgrade(to: SluiceUnderTest.binary)
+            #expect(outcome.succeeded, "\(outcome.output)")
+            // Without the handed-over state the workload would wait for a first configuration
+            // that cannot come, then serve only the static one.
+            #expect(sluice.proxy?.log.contains("no initial xDS configuration yet") == false)
+            let answer = try sluice.client(from: app, to: "\(server.ipv4):8080", "WHO")
+            #expect(answer.contains("local=\(server.ipv4):9102"), "the workload's own listener and cluster moved: \(answer)")
         }
     }
 }

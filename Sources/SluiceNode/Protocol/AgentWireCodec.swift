@@ -1,4 +1,5 @@
 import Foundation
+import SluiceLinux
 
 /// Frames agent messages: a fixed 16-byte header (magic `SLCA`, version, type, request id,
 /// payload length) followed by a JSON payload. SOCK_SEQPACKET keeps one frame per record, and
@@ -13,10 +14,10 @@ public enum AgentWireCodec {
         let payload = try payloadData(message)
         guard payload.count + headerSize <= maxRecordSize else { throw AgentProtocolError.tooLarge(payload.count) }
         var bytes = magic
-        append(AgentMessage.version, to: &bytes)
-        append(message.typeCode, to: &bytes)
-        append(requestID, to: &bytes)
-        append(UInt32(payload.count), to: &bytes)
+        BigEndianBytes.append(AgentMessage.version, to: &bytes)
+        BigEndianBytes.append(message.typeCode, to: &bytes)
+        BigEndianBytes.append(requestID, to: &bytes)
+        BigEndianBytes.append(UInt32(payload.count), to: &bytes)
         bytes += payload
         return bytes
     }
@@ -24,11 +25,11 @@ public enum AgentWireCodec {
     public static func decode(_ bytes: [UInt8]) throws -> (message: AgentMessage, requestID: UInt32) {
         guard bytes.count >= headerSize else { throw AgentProtocolError.truncated(bytes.count) }
         guard Array(bytes[0..<4]) == magic else { throw AgentProtocolError.badMagic }
-        let version: UInt16 = read(bytes, at: 4)
+        let version: UInt16 = BigEndianBytes.read(bytes, at: 4)
         guard version == AgentMessage.version else { throw AgentProtocolError.unsupportedVersion(version) }
-        let type: UInt16 = read(bytes, at: 6)
-        let requestID: UInt32 = read(bytes, at: 8)
-        let length: UInt32 = read(bytes, at: 12)
+        let type: UInt16 = BigEndianBytes.read(bytes, at: 6)
+        let requestID: UInt32 = BigEndianBytes.read(bytes, at: 8)
+        let length: UInt32 = BigEndianBytes.read(bytes, at: 12)
         guard Int(length) == bytes.count - headerSize else {
             throw AgentProtocolError.lengthMismatch(declared: Int(length), actual: bytes.count - headerSize)
         }
@@ -83,16 +84,6 @@ public enum AgentWireCodec {
         case 23: return .result(try decode(ControlResult.self))
         default: throw AgentProtocolError.unknownType(type)
         }
-    }
-
-    private static func append<T: FixedWidthInteger>(_ value: T, to bytes: inout [UInt8]) {
-        withUnsafeBytes(of: value.bigEndian) { bytes.append(contentsOf: $0) }
-    }
-
-    private static func read<T: FixedWidthInteger>(_ bytes: [UInt8], at offset: Int) -> T {
-        var value: T = 0
-        for index in 0..<MemoryLayout<T>.size { value = value << 8 | T(bytes[offset + index]) }
-        return value
     }
 }
 

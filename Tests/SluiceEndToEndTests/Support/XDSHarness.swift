@@ -118,6 +118,52 @@ final class XDSHarness: @unchecked Sendable {
         """
     }
 
+    // MARK: A node proxy on the management server
+
+    /// A node proxy's bootstrap: admin on 15000, LDS and CDS over SotW ADS from 127.0.0.1:18000.
+    static let nodeBootstrap = """
+        admin:
+          address: { socket_address: { address: 127.0.0.1, port_value: 15000 } }
+        dynamic_resources:
+          ads_config:
+            api_type: GRPC
+            transport_api_version: V3
+            set_node_on_first_message_only: true
+            grpc_services:
+            - envoy_grpc: { cluster_name: xds, retry_policy: { retry_back_off: { base_interval: 0.1s, max_interval: 1s } } }
+          lds_config: { ads: {}, resource_api_version: V3 }
+          cds_config: { ads: {}, resource_api_version: V3 }
+        static_resources:
+          clusters:
+          - name: xds
+            type: STATIC
+            connect_timeout: 1s
+            load_assignment:
+              cluster_name: xds
+              endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: 18000 } } } }] }]
+        """
+
+    /// Starts the management server of `nodeBootstrap` (gRPC 18000, control 18001) in `namespace`.
+    static func startNodeControlPlane(_ topology: Topology, in namespace: String) throws -> BackgroundProcess {
+        let server = try topology.spawn("xds-server", in: namespace, [
+            python, Self.server, "--grpc", "127.0.0.1:18000", "--control", "127.0.0.1:18001",
+        ])
+        try eventually("xds server ready", timeout: 30) { server.log.contains("ready") }
+        return server
+    }
+
+    /// Pushes resources through that server's control API, for every node or only `node`.
+    static func push(
+        _ topology: Topology, in namespace: String, _ type: String, _ version: String, _ resources: [String], node: String? = nil
+    ) throws {
+        let target = node.map { ", \"node\": \"\($0)\"" } ?? ""
+        let body = "{\"type\": \"\(type)\"\(target), \"version\": \"\(version)\", \"resources\": [\(resources.joined(separator: ","))]}"
+        let reply = try topology.exec(namespace, [
+            "curl", "-sS", "-X", "POST", "http://127.0.0.1:18001/resources", "-H", "Content-Type: application/json", "--data-binary", body,
+        ])
+        guard !reply.contains("error") else { throw ShellError("control plane refused a \(type) push: \(reply)") }
+    }
+
     // MARK: Resources (proto3 JSON)
 
     static func cluster(_ name: String, connectTimeout: String = "1s") -> String {
