@@ -25,9 +25,9 @@ public struct UpgradeSettings: Sendable {
 
 /// The running proxy's upgrade socket: accepts the new process (or `sluice upgrade`, which
 /// asks this process to start the new binary), hands over every listening socket, workload
-/// namespace, the agent link, admin listener and xDS state, waits until the new process serves
-/// them all, then stops accepting and moves its established connections across. Any failure
-/// before the end rolls back: this process keeps serving, nothing lost.
+/// namespace, the agent link, admin listener and xDS state, waits until the new process has
+/// bound them all, moves its established connections across, stops accepting and says `done`.
+/// Any failure before `done` rolls back: this process keeps serving, nothing lost.
 public final class UpgradeCoordinator: Sendable {
     private struct State {
         var handshake = UpgradeHandshake()
