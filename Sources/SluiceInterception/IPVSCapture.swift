@@ -2,14 +2,15 @@ import Foundation
 import SluiceLinux
 import SluiceModel
 
-/// The IPVS capture mode: one IPVS virtual service per listed service address inside the
-/// workload's namespace, masquerading to the proxy's outbound listener, programmed over
-/// generic netlink. `net.ipv4.vs.conntrack=1` makes IPVS keep the conntrack entry (original
+/// The IPVS capture mode: one IPVS virtual service per service address inside the workload's
+/// namespace (those the proxy's configuration routes plus any listed with `--services`),
+/// masquerading to the proxy's outbound listener, programmed over generic netlink. `net.ipv4.vs.conntrack=1` makes IPVS keep the conntrack entry (original
 /// tuple untouched, reply tuple rewritten), so the proxy reads the service address with
 /// `SO_ORIGINAL_DST` as in the netfilter modes. Each service address also gets a local host
 /// route (see `LocalRoutes`), without which IPVS's loopback destination is unreachable.
 public struct IPVSCapture: CaptureMode {
     public let name = CaptureModeName.ipvs
+    public let capturesServiceAddresses = true
 
     public init() {}
 
@@ -99,7 +100,8 @@ public struct IPVSCapture: CaptureMode {
 
     private func plan(_ target: CaptureTarget) throws -> IPVSCapturePlan {
         do {
-            return try IPVSCapturePlan(options: target.options, ipv6Enabled: ipv6Enabled(target))
+            return try IPVSCapturePlan(
+                options: target.options, proxyServiceAddresses: target.serviceAddresses, ipv6Enabled: ipv6Enabled(target))
         } catch {
             throw CaptureError(netnsPath: target.netnsPath, step: "plan IPVS services", detail: "\(error)")
         }

@@ -54,11 +54,21 @@ struct ProxyRunner {
                 options: options, server: server, logger: logger)
             server.markDynamicConfigurationReady()
             logger.info("xDS per workload", metadata: ["server": "\(xdsConfiguration.server)", "node": "\(template)"])
-        } else if let xdsConfiguration = loaded.xds {
+        }
+        // Started once the admin API is up; created first so configuration updates reach it.
+        let agentClient = agentSocket.map {
+            AgentClient(
+                socketPath: $0, host: ProxyWorkloadHost(server: server, xds: workloadXDS),
+                serviceAddresses: loaded.configuration.serviceAddresses, logger: logger)
+        }
+        if let xdsConfiguration = loaded.xds, workloadXDS == nil {
             let client = ADSClient(
                 configuration: xdsConfiguration, staticConfiguration: loaded.configuration, options: options,
                 logger: logger,
-                apply: { configuration in await server.apply(configuration) },
+                apply: { configuration in
+                    await server.apply(configuration)
+                    agentClient?.publishServiceAddresses(configuration.serviceAddresses)
+                },
                 initialized: {
                     server.markDynamicConfigurationReady()
                     logger.info("initial xDS configuration applied")
@@ -77,12 +87,7 @@ struct ProxyRunner {
             admin = try await AdminServer.start(address: adminConfig.address, context: context, logger: logger)
             logger.info("admin listening", metadata: ["address": "\(admin!.boundAddress)"])
         }
-        var agentClient: AgentClient?
-        if let agentSocket {
-            agentClient = AgentClient(
-                socketPath: agentSocket, host: ProxyWorkloadHost(server: server, xds: workloadXDS), logger: logger)
-            agentClient?.start()
-        }
+        agentClient?.start()
         for (name, addresses) in server.hostListenerAddresses {
             logger.info("listener serving", metadata: ["listener": "\(name)", "addresses": "\(addresses)"])
         }
