@@ -18,7 +18,7 @@ public struct IPVSCapture: CaptureMode {
         let plan = try plan(target)
         let namespace = try open(target)
         try setConntrack(true, in: namespace, target: target)
-        try ConntrackDemand(netnsPath: target.netnsPath).install()
+        try ConntrackDemand(namespace: namespace, target: target).install()
         let ipvs = try IPVSNetlink(namespace: namespace, netnsPath: target.netnsPath)
         let current = try captureServices(ipvs, target: target)
         let wanted = Dictionary(plan.services.map { ($0.service, $0.destination) }, uniquingKeysWith: { first, _ in first })
@@ -61,7 +61,7 @@ public struct IPVSCapture: CaptureMode {
         if try target.step("list services", { try ipvs.services() }).isEmpty {
             try setConntrack(false, in: namespace, target: target)
         }
-        try ConntrackDemand(netnsPath: target.netnsPath).remove()
+        try ConntrackDemand(namespace: namespace, target: target).remove()
     }
 
     public func verify(_ target: CaptureTarget) throws -> CaptureVerification {
@@ -70,9 +70,8 @@ public struct IPVSCapture: CaptureMode {
         let ipvs = try IPVSNetlink(namespace: namespace, netnsPath: target.netnsPath)
         let current = try captureServices(ipvs, target: target)
         let routed = Set(try LocalRoutes(namespace: namespace, netnsPath: target.netnsPath).addresses())
-        if current.isEmpty && routed.isEmpty && !plan.services.isEmpty && !ConntrackDemand(netnsPath: target.netnsPath).isInstalled {
-            return .absent
-        }
+        let conntrackDemanded = try ConntrackDemand(namespace: namespace, target: target).isInstalled()
+        if current.isEmpty && routed.isEmpty && !conntrackDemanded { return .absent }
         var problems: [String] = []
         for (service, destination) in plan.services {
             switch current[service] {
@@ -87,7 +86,7 @@ public struct IPVSCapture: CaptureMode {
         }
         for address in plan.routedAddresses.subtracting(routed) { problems.append("local route for \(address) missing") }
         for address in routed.subtracting(plan.routedAddresses) { problems.append("unexpected local route for \(address)") }
-        if !ConntrackDemand(netnsPath: target.netnsPath).isInstalled {
+        if !conntrackDemanded {
             problems.append("nft table inet \(ConntrackDemand.table) (conntrack demand) missing")
         }
         if try !conntrackEnabled(in: namespace, target: target) {
