@@ -1,6 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
-// Sluice's eBPF capture mode. One copy of this object is loaded per enrolled workload, so
-// every map below belongs to exactly one workload and needs no workload key.
+// Sluice's eBPF capture mode. The agent loads this object once as the node's shared copy,
+// whose programs run for every workload (sockops, getsockopt, sk_msg), and once more per
+// enrolled workload for the programs that need the workload's settings (connect4, connect6,
+// tc). The workload copies reuse the shared copy's maps that connect the two sides
+// (sluice_origin, sluice_pending, sluice_socks, sluice_counters) and own sluice_config and
+// the exclusion maps. So a cgroup — the proxy's above all — gets one program per hook
+// however many workloads there are (a cgroup hook holds at most 64), and every event is
+// counted in its workload's slot of sluice_counters.
 //
 //   cgroup/connect4, connect6  (workload cgroup)  outbound TCP connects go to the proxy's
 //                                                  outbound listener on loopback; the original
@@ -37,7 +43,8 @@
 #define ROLE_APPLICATION 1
 #define ROLE_PROXY 2
 
-// Counter slots, read by the agent and the tests (`sluice_counters`).
+// Counter slots of one workload, read by the agent and the tests (`sluice_counters` holds
+// COUNTER_SLOTS of them per workload slot).
 enum counter {
     COUNTER_CONNECT_REDIRECTED = 0,
     COUNTER_CONNECT_BYPASSED = 1,
@@ -50,12 +57,16 @@ enum counter {
     COUNTER_SLOTS = 8,
 };
 
+// Workload slots the agent hands out; each workload's counters are its own.
+#define MAX_WORKLOADS 4096
+
 // Written by the agent before any program is attached.
 struct capture_config {
     __u16 outbound_port;
     __u16 inbound_port;
     __u32 proxy_mark;
     __u32 mark_mask;
+    __u32 workload;  // the workload's slot in sluice_counters
 };
 
 // Addresses are always 16 bytes: IPv4 as ::ffff:a.b.c.d, so an IPv4 connection made from a
@@ -74,8 +85,9 @@ struct flow_key {
 
 struct origin {
     struct endpoint destination;
-    __u32 kind;  // ORIGIN_*
-    __u32 role;  // ROLE_*
+    __u32 kind;      // ORIGIN_*
+    __u32 role;      // ROLE_*
+    __u32 workload;  // slot of the workload the connection belongs to
 };
 
 struct net_key {
@@ -92,7 +104,7 @@ struct {
 
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
-    __uint(max_entries, COUNTER_SLOTS);
+    __uint(max_entries, MAX_WORKLOADS * COUNTER_SLOTS);
     __type(key, __u32);
     __type(value, __u64);
 } sluice_counters SEC(".maps");
@@ -139,8 +151,9 @@ struct {
     __type(value, __u64);
 } sluice_socks SEC(".maps");
 
-static __always_inline void count(__u32 slot, __u64 amount) {
-    __u64 *value = bpf_map_lookup_elem(&sluice_counters, &slot);
+static __always_inline void count(__u32 workload, __u32 slot, __u64 amount) {
+    __u32 index = workload * COUNTER_SLOTS + slot;
+    __u64 *value = bpf_map_lookup_elem(&sluice_counters, &index);
     if (value) __sync_fetch_and_add(value, amount);
 }
 
@@ -186,7 +199,7 @@ static __always_inline int capture_connect(struct bpf_sock_addr *ctx, __u32 addr
     // The proxy's own sockets carry its mark: never captured, whichever cgroup it runs in.
     if ((sk->mark & cfg->mark_mask) == cfg->proxy_mark) return 0;
     if (bypassed(cfg, addr, port)) {
-        count(COUNTER_CONNECT_BYPASSED, 1);
+        count(cfg->workload, COUNTER_CONNECT_BYPASSED, 1);
         return 0;
     }
     struct origin *origin = bpf_sk_storage_get(&sluice_origin, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
@@ -195,8 +208,9 @@ static __always_inline int capture_connect(struct bpf_sock_addr *ctx, __u32 addr
     origin->destination.port = port;
     origin->kind = ORIGIN_OUTBOUND;
     origin->role = ROLE_APPLICATION;
+    origin->workload = cfg->workload;
     ctx->user_port = bpf_htons(cfg->outbound_port);
-    count(COUNTER_CONNECT_REDIRECTED, 1);
+    count(cfg->workload, COUNTER_CONNECT_REDIRECTED, 1);
     return 1;
 }
 
@@ -270,7 +284,8 @@ int sluice_sockops(struct bpf_sock_ops *skops) {
         struct origin pending = *origin;
         pending.role = ROLE_PROXY;
         bpf_map_update_elem(&sluice_pending, &peer, &pending, BPF_ANY);
-        if (bpf_sock_hash_update(skops, &sluice_socks, &flow, BPF_NOEXIST) == 0) count(COUNTER_SOCKHASH_INSERTED, 1);
+        if (bpf_sock_hash_update(skops, &sluice_socks, &flow, BPF_NOEXIST) == 0)
+            count(origin->workload, COUNTER_SOCKHASH_INSERTED, 1);
         break;
     }
     case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB: {
@@ -281,10 +296,11 @@ int sluice_sockops(struct bpf_sock_ops *skops) {
         struct origin *origin = bpf_sk_storage_get(&sluice_origin, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
         if (origin) *origin = *pending;
         __u32 kind = pending->kind;
+        __u32 workload = pending->workload;
         bpf_map_delete_elem(&sluice_pending, &flow);
         // Only outbound pairs have both ends on this host's loopback.
         if (kind == ORIGIN_OUTBOUND && bpf_sock_hash_update(skops, &sluice_socks, &flow, BPF_NOEXIST) == 0)
-            count(COUNTER_SOCKHASH_INSERTED, 1);
+            count(workload, COUNTER_SOCKHASH_INSERTED, 1);
         break;
     }
     }
@@ -314,8 +330,13 @@ int sluice_sk_msg(struct sk_msg_md *msg) {
     // Without a peer in the map the helper returns SK_DROP and leaves the message alone; it
     // then takes the normal TCP path.
     if (bpf_msg_redirect_hash(msg, &sluice_socks, &peer, BPF_F_INGRESS) == SK_PASS_VERDICT) {
-        count(COUNTER_MSG_REDIRECTED, 1);
-        count(COUNTER_MSG_BYTES, size);
+        // Both ends of a pair carry the connection's origin, and with it its workload.
+        struct bpf_sock *sk = msg->sk;
+        struct origin *origin = sk ? bpf_sk_storage_get(&sluice_origin, sk, 0, 0) : NULL;
+        if (origin) {
+            count(origin->workload, COUNTER_MSG_REDIRECTED, 1);
+            count(origin->workload, COUNTER_MSG_BYTES, size);
+        }
     }
     return SK_PASS_VERDICT;
 }
@@ -350,7 +371,7 @@ int sluice_getsockopt(struct bpf_sockopt *ctx) {
         ctx->optlen = sizeof(*out);
     }
     ctx->retval = 0;
-    count(COUNTER_ORIGINAL_DST_ANSWERED, 1);
+    count(origin->workload, COUNTER_ORIGINAL_DST_ANSWERED, 1);
     return 1;
 }
 
@@ -409,7 +430,7 @@ int sluice_inbound(struct __sk_buff *skb) {
     struct bpf_sock *listener = bpf_skc_lookup_tcp(skb, &tuple, tuple_size, BPF_F_CURRENT_NETNS, 0);
     if (!listener) {
         // Fail closed, as the iptables mode does when the proxy is not listening.
-        count(COUNTER_INBOUND_NO_LISTENER, 1);
+        count(cfg->workload, COUNTER_INBOUND_NO_LISTENER, 1);
         return TC_ACT_SHOT;
     }
     if (listener->state != BPF_TCP_LISTEN) {
@@ -418,12 +439,12 @@ int sluice_inbound(struct __sk_buff *skb) {
     }
     flow.local.port = port;
     flow.remote.port = bpf_ntohs(tcp->source);
-    struct origin origin = {.kind = ORIGIN_INBOUND, .role = ROLE_PROXY};
+    struct origin origin = {.kind = ORIGIN_INBOUND, .role = ROLE_PROXY, .workload = cfg->workload};
     origin.destination = flow.local;
     bpf_map_update_elem(&sluice_pending, &flow, &origin, BPF_ANY);
     long assigned = bpf_sk_assign(skb, listener, 0);
     bpf_sk_release(listener);
-    if (assigned == 0) count(COUNTER_INBOUND_ASSIGNED, 1);
+    if (assigned == 0) count(cfg->workload, COUNTER_INBOUND_ASSIGNED, 1);
     return TC_ACT_OK;
 }
 

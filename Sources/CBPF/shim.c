@@ -24,7 +24,41 @@ static int collect_libbpf_output(enum libbpf_print_level level, const char *form
     return 0;
 }
 
-struct bpf_object *sluice_bpf_load(const void *bytes, size_t length, const char *name, char *error, size_t error_length) {
+// The index of `name` in the comma-separated `list`, or -1.
+static int position(const char *list, const char *name) {
+    size_t length = strlen(name);
+    int index = 0;
+    for (const char *item = list; item != NULL && *item != 0; index++) {
+        const char *end = strchr(item, ',');
+        size_t item_length = end ? (size_t)(end - item) : strlen(item);
+        if (item_length == length && strncmp(item, name, length) == 0) return index;
+        item = end ? end + 1 : NULL;
+    }
+    return -1;
+}
+
+// Selects the programs to load and the maps to reuse; 0 or -errno.
+static int prepare(struct bpf_object *object, const char *programs, const char *shared_maps, const int *shared_fds,
+                   size_t shared_count) {
+    struct bpf_program *program;
+    bpf_object__for_each_program(program, object) {
+        int rc = bpf_program__set_autoload(program, position(programs, bpf_program__name(program)) >= 0);
+        if (rc != 0) return rc;
+    }
+    struct bpf_map *map;
+    bpf_object__for_each_map(map, object) {
+        int index = shared_maps ? position(shared_maps, bpf_map__name(map)) : -1;
+        if (index < 0) continue;
+        if ((size_t)index >= shared_count) return -EINVAL;
+        int rc = bpf_map__reuse_fd(map, shared_fds[index]);
+        if (rc != 0) return rc;
+    }
+    return 0;
+}
+
+struct bpf_object *sluice_bpf_load(
+    const void *bytes, size_t length, const char *name, const char *programs, const char *shared_maps,
+    const int *shared_fds, size_t shared_count, char *error, size_t error_length) {
     libbpf_set_print(collect_libbpf_output);
     if (error_length > 0) error[0] = 0;
     log_buffer = error;
@@ -35,7 +69,7 @@ struct bpf_object *sluice_bpf_load(const void *bytes, size_t length, const char 
     long rc = libbpf_get_error(object);
     if (rc != 0) {
         object = NULL;
-    } else if ((rc = bpf_object__load(object)) != 0) {
+    } else if ((rc = prepare(object, programs, shared_maps, shared_fds, shared_count)) != 0 || (rc = bpf_object__load(object)) != 0) {
         bpf_object__close(object);
         object = NULL;
     }

@@ -14,16 +14,21 @@ public struct CaptureTarget: Sendable, Equatable {
     /// proxy's own sockets (eBPF: sockops, getsockopt on its cgroup) need them; rule-based
     /// modes ignore them.
     public var proxyPIDs: [Int32]
+    /// Service addresses (VIP:port) the serving proxies' configuration routes. Modes that
+    /// capture per service (IPVS) capture these as well as `options.services`; the others
+    /// capture every destination and ignore them.
+    public var serviceAddresses: [SocketEndpoint]
 
     public init(
         netnsPath: String, options: CaptureOptions = CaptureOptions(), proxyMark: UInt32 = CaptureDefaults.proxyMark,
-        workloadID: String? = nil, proxyPIDs: [Int32] = []
+        workloadID: String? = nil, proxyPIDs: [Int32] = [], serviceAddresses: [SocketEndpoint] = []
     ) {
         self.netnsPath = netnsPath
         self.options = options
         self.proxyMark = proxyMark
         self.workloadID = workloadID ?? (netnsPath as NSString).lastPathComponent
         self.proxyPIDs = proxyPIDs
+        self.serviceAddresses = serviceAddresses
     }
 }
 
@@ -69,6 +74,9 @@ public protocol CaptureMode: Sendable {
     /// Whether the capture hooks the proxy's processes, so `install` must run again (it is
     /// idempotent) whenever a proxy connects.
     var followsProxyProcesses: Bool { get }
+    /// Whether the capture covers `CaptureTarget.serviceAddresses`, so `install` must run again
+    /// whenever the proxies' service addresses change.
+    var capturesServiceAddresses: Bool { get }
     /// Per-rule packet and byte counts, for modes whose rules count.
     func counters(_ target: CaptureTarget) throws -> [CaptureCounter]
 }
@@ -76,6 +84,7 @@ public protocol CaptureMode: Sendable {
 extension CaptureMode {
     public func counters(_ target: CaptureTarget) throws -> [CaptureCounter] { [] }
     public var followsProxyProcesses: Bool { false }
+    public var capturesServiceAddresses: Bool { false }
 }
 
 /// How much traffic one capture rule has matched.

@@ -2,14 +2,15 @@ import Foundation
 import SluiceLinux
 import SluiceModel
 
-/// The IPVS capture mode: one IPVS virtual service per listed service address inside the
-/// workload's namespace, masquerading to the proxy's outbound listener, programmed over
-/// generic netlink. `net.ipv4.vs.conntrack=1` makes IPVS keep the conntrack entry (original
+/// The IPVS capture mode: one IPVS virtual service per service address inside the workload's
+/// namespace (those the proxy's configuration routes plus any listed with `--services`),
+/// masquerading to the proxy's outbound listener, programmed over generic netlink. `net.ipv4.vs.conntrack=1` makes IPVS keep the conntrack entry (original
 /// tuple untouched, reply tuple rewritten), so the proxy reads the service address with
 /// `SO_ORIGINAL_DST` as in the netfilter modes. Each service address also gets a local host
 /// route (see `LocalRoutes`), without which IPVS's loopback destination is unreachable.
 public struct IPVSCapture: CaptureMode {
     public let name = CaptureModeName.ipvs
+    public let capturesServiceAddresses = true
 
     public init() {}
 
@@ -17,7 +18,7 @@ public struct IPVSCapture: CaptureMode {
         let plan = try plan(target)
         let namespace = try open(target)
         try setConntrack(true, in: namespace, target: target)
-        try ConntrackDemand(netnsPath: target.netnsPath).install()
+        try ConntrackDemand(namespace: namespace, target: target).install()
         let ipvs = try IPVSNetlink(namespace: namespace, netnsPath: target.netnsPath)
         let current = try captureServices(ipvs, target: target)
         let wanted = Dictionary(plan.services.map { ($0.service, $0.destination) }, uniquingKeysWith: { first, _ in first })
@@ -60,7 +61,7 @@ public struct IPVSCapture: CaptureMode {
         if try target.step("list services", { try ipvs.services() }).isEmpty {
             try setConntrack(false, in: namespace, target: target)
         }
-        try ConntrackDemand(netnsPath: target.netnsPath).remove()
+        try ConntrackDemand(namespace: namespace, target: target).remove()
     }
 
     public func verify(_ target: CaptureTarget) throws -> CaptureVerification {
@@ -69,9 +70,8 @@ public struct IPVSCapture: CaptureMode {
         let ipvs = try IPVSNetlink(namespace: namespace, netnsPath: target.netnsPath)
         let current = try captureServices(ipvs, target: target)
         let routed = Set(try LocalRoutes(namespace: namespace, netnsPath: target.netnsPath).addresses())
-        if current.isEmpty && routed.isEmpty && !plan.services.isEmpty && !ConntrackDemand(netnsPath: target.netnsPath).isInstalled {
-            return .absent
-        }
+        let conntrackDemanded = try ConntrackDemand(namespace: namespace, target: target).isInstalled()
+        if current.isEmpty && routed.isEmpty && !conntrackDemanded { return .absent }
         var problems: [String] = []
         for (service, destination) in plan.services {
             switch current[service] {
@@ -86,7 +86,7 @@ public struct IPVSCapture: CaptureMode {
         }
         for address in plan.routedAddresses.subtracting(routed) { problems.append("local route for \(address) missing") }
         for address in routed.subtracting(plan.routedAddresses) { problems.append("unexpected local route for \(address)") }
-        if !ConntrackDemand(netnsPath: target.netnsPath).isInstalled {
+        if !conntrackDemanded {
             problems.append("nft table inet \(ConntrackDemand.table) (conntrack demand) missing")
         }
         if try !conntrackEnabled(in: namespace, target: target) {
@@ -99,7 +99,8 @@ public struct IPVSCapture: CaptureMode {
 
     private func plan(_ target: CaptureTarget) throws -> IPVSCapturePlan {
         do {
-            return try IPVSCapturePlan(options: target.options, ipv6Enabled: ipv6Enabled(target))
+            return try IPVSCapturePlan(
+                options: target.options, proxyServiceAddresses: target.serviceAddresses, ipv6Enabled: ipv6Enabled(target))
         } catch {
             throw CaptureError(netnsPath: target.netnsPath, step: "plan IPVS services", detail: "\(error)")
         }

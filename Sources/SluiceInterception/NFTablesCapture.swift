@@ -25,7 +25,7 @@ public struct NFTablesCapture: CaptureMode {
         let socket = try open(target)
         guard try dump(socket, target) != nil else { return }
         let batch = socket.makeBatch()
-        try NFTablesMessages.remove(into: batch)
+        try NFTablesMessages.remove(table: NFTablesRuleSet.tableName, into: batch)
         try target.step("delete the inet \(NFTablesRuleSet.tableName) table") { try socket.commit(batch) }
     }
 

@@ -21,6 +21,17 @@ public struct ProxyConfiguration: Hashable, Sendable {
     public func captureListener(_ role: CaptureRole) -> ListenerConfig? {
         listeners.first { $0.capture == role }
     }
+
+    /// The service addresses (VIP:port) this configuration routes: the addresses of listeners
+    /// that only receive connections handed off by original destination (`bind_to_port: false`,
+    /// Istio's per-service outbound listeners such as `10.96.0.10_53`). Wildcard addresses
+    /// (`0.0.0.0_8080`) name a port on every address, not a service, and are left out.
+    public var serviceAddresses: [SocketEndpoint] {
+        var seen = Set<SocketEndpoint>()
+        return listeners.filter { !$0.bindToPort && $0.capture == nil }
+            .flatMap { $0.addresses.map(\.endpoint) }
+            .filter { !$0.address.isUnspecified && $0.port != 0 && seen.insert($0).inserted }
+    }
 }
 
 /// Envoy's `Node`: who this proxy says it is to a control plane.

@@ -15,6 +15,7 @@ public final class Takeover: Sendable {
         public var workloads: [(workload: UpgradeMessage.Inventory.Workload, namespace: NetworkNamespace)]
         public var admin: CInt?
         public var agent: CInt?
+        public var agentVersion: UInt16
         public var upgradeListener: SeqpacketSocket?
         public var xds: Data?
         public var workloadXDS: [String: Data]
@@ -91,6 +92,7 @@ public final class Takeover: Sendable {
         let upgrade = inventory.hasUpgradeListener ? SeqpacketSocket.adopting(rest.removeFirst()) : nil
         return Inheritance(
             build: inventory.build, listeners: listeners, workloads: workloads, admin: admin, agent: agent,
+            agentVersion: inventory.agentVersion,
             upgradeListener: upgrade, xds: inventory.xds, workloadXDS: inventory.workloadXDS)
     }
 

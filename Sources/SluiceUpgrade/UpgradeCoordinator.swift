@@ -232,6 +232,7 @@ public final class UpgradeCoordinator: Sendable {
             workloads: workloads.map { .init(identity: $0.identity, namespace: $0.namespace.identity, inbound: $0.inbound) },
             hasAdmin: admin != nil, hasAgent: agent != nil, hasUpgradeListener: true, xds: participant.xdsState())
         inventory.workloadXDS = participant.workloadXDSStates()
+        inventory.agentVersion = participant.agentVersion
         var descriptors = sockets.map(\.descriptor) + workloads.map(\.namespace.descriptor)
         if let admin { descriptors.append(admin) }
         if let agent { descriptors.append(agent) }

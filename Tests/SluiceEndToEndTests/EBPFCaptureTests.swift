@@ -115,8 +115,10 @@ import Testing
             // connect4, connect6 and sockops on the workload's cgroup, sockops and getsockopt on
             // the proxy's, tcx on eth0 (sk_msg hangs on the SOCKHASH, not on a link).
             #expect(inventory.links.count == 6, "\(inventory)")
-            // Seven declared maps plus the object's .rodata.
-            #expect(inventory.maps.count == 8, "\(inventory)")
+            // The seven declared maps, once: the workload's copy reuses the shared copy's maps.
+            #expect(inventory.maps.values.sorted() == [
+                "sluice_config", "sluice_counters", "sluice_ex_nets", "sluice_ex_ports", "sluice_origin", "sluice_pending", "sluice_socks",
+            ], "\(inventory)")
             _ = try sluice.client(from: app, to: "\(server.ipv4):8080", "WHO")
             #expect(try sluice.stat("sluice.workload.\(app.namespace).downstream_cx_total") == 1)
 
@@ -246,6 +248,31 @@ import Testing
         }
     }
 
+    /// A cgroup hook holds at most 64 programs. Every workload shares one copy of the programs
+    /// on the proxy's cgroup, so more workloads than that enroll, and all of it goes with them.
+    @Test func moreWorkloadsThanACgroupHookHoldsPrograms() throws {
+        try withTopology("ebpf-many") { topology in
+            let sluice = try SluiceUnderTest(topology: topology)
+            try sluice.startUp()
+            let count = 70
+            var names: [String] = []
+            for index in 0..<count {
+                let name = try topology.addNamespace("\(topology.prefix)-w\(index)")
+                names.append(name)
+                let cgroup = try #require(topology.cgroups[name], "no cgroup v2 here")
+                _ = try sluice.cli(["enroll", "--netns", name, "--mode", "ebpf", "--cgroup", cgroup])
+            }
+            let inventory = try BPFInventory.current(topology)
+            // connect4, connect6 and sockops on each workload's cgroup (no tcx: only lo), and one
+            // sockops and one getsockopt on the proxy's.
+            #expect(inventory.links.count == 3 * count + 2, "\(inventory)")
+            #expect(inventory.programNames.filter { $0 == "sluice_getsockopt" }.count == 1, "\(inventory)")
+            #expect(inventory.programNames.filter { $0 == "sluice_connect4" }.count == count, "\(inventory)")
+            for name in names { _ = try sluice.cli(["unenroll", "--netns", name]) }
+            try eventually("no Sluice program, map or link is left: \(inventory.leftovers)") { try inventory.remaining().isEmpty }
+        }
+    }
+
     @Test func badEnrollmentsAreRefusedWithClearErrors() throws {
         try withTopology("ebpf-bad") { topology in
             let app = try topology.addHost("app")
@@ -324,7 +351,8 @@ extension SluiceUnderTest {
 /// links. Scoped, so tests of other suites or checkouts loading their own copies concurrently
 /// do not count.
 struct BPFInventory: CustomStringConvertible {
-    /// The programs one enrolled workload loads.
+    /// The programs of one enrolled workload: its copy of connect4, connect6 and inbound, and
+    /// the shared sockops, getsockopt and sk_msg.
     static let programNames = [
         "sluice_connect4", "sluice_connect6", "sluice_getsockopt", "sluice_inbound", "sluice_sk_msg", "sluice_sockops",
     ]
@@ -358,8 +386,11 @@ struct BPFInventory: CustomStringConvertible {
             guard let id = program["id"] as? Int, let name = program["name"] as? String, name.hasPrefix("sluice_") else { continue }
             if linked.contains(id) || !mapIDs.isDisjoint(with: program["map_ids"] as? [Int] ?? []) { inventory.programs[id] = name }
         }
+        // Every map of those programs: the shared copy's own maps (its .rodata) too.
+        let allMapIDs = mapIDs.union(allPrograms.filter { inventory.programs[$0["id"] as? Int ?? -1] != nil }
+            .flatMap { $0["map_ids"] as? [Int] ?? [] })
         for map in try list(["map", "show"]) {
-            if let id = map["id"] as? Int, mapIDs.contains(id) { inventory.maps[id] = map["name"] as? String ?? "?" }
+            if let id = map["id"] as? Int, allMapIDs.contains(id) { inventory.maps[id] = map["name"] as? String ?? "?" }
         }
         inventory.links = Set(allLinks.filter { inventory.programs[$0["prog_id"] as? Int ?? -1] != nil }.compactMap { $0["id"] as? Int })
         return inventory

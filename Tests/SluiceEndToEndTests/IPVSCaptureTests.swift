@@ -153,13 +153,142 @@ struct IPVSCaptureTests {
             try Self.addServiceRoutes(topology, app)
             let sluice = try SluiceUnderTest(topology: topology, config: Self.bootstrap(server: server, port: 8080))
             try sluice.startUp()
+            // The proxy's own service addresses are subject to the exclusions too (fd96::1:80).
             try sluice.enroll(app, [
                 "--mode", "ipvs", "--services", "\(Self.vipV4):80,10.96.0.2:9090,10.97.0.1:80",
-                "--exclude-ports", "9090", "--exclude-cidrs", "10.97.0.0/16",
+                "--exclude-ports", "9090", "--exclude-cidrs", "10.97.0.0/16,fd96::/64",
             ])
             let services = try Self.virtualServices(topology, app)
             #expect(services.count == 1, "\(services)")
             #expect(services.first?.contains("0A600001:0050") == true, "\(services)")
+        }
+    }
+
+    /// Without `--services` the proxy's configuration decides: each `bind_to_port: false`
+    /// listener at a specific address is a service; a wildcard one (a port on every address)
+    /// cannot be an IPVS service and is left out.
+    @Test func serviceAddressesComeFromTheProxysConfiguration() throws {
+        try withTopology("ipvs-known") { topology in
+            let app = try topology.addHost("app")
+            let server = try topology.addHost("srv")
+            try Self.addServiceRoutes(topology, app)
+            let wildcard = """
+                  - name: any_8081
+                    address: { socket_address: { address: 0.0.0.0, port_value: 8081 } }
+                    bind_to_port: false
+                    filter_chains:
+                    - filters:
+                      - name: envoy.filters.network.tcp_proxy
+                        typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: any, cluster: backend_v4 }
+
+                """
+            let config = Self.bootstrap(server: server, port: 8080).replacingOccurrences(of: "  clusters:\n", with: wildcard + "  clusters:\n")
+            let sluice = try SluiceUnderTest(topology: topology, config: config)
+            try sluice.startUp()
+            try sluice.startServer(on: server, port: 8080)
+            try sluice.enroll(app, ["--mode", "ipvs"])
+            let services = try Self.virtualServices(topology, app)
+            #expect(services.count == 2, "the two VIP listeners, not the wildcard one: \(services)")
+            #expect(services.contains { $0.contains("0A600001:0050") }, "\(services)")
+            let reply = try sluice.client(from: app, to: "\(Self.vipV4):80", "WHO")
+            #expect(reply.hasPrefix("peer=\(app.ipv4):") && reply.contains("local=\(server.ipv4):8080"), "\(reply)")
+            let replyV6 = try sluice.client(from: app, to: "[\(Self.vipV6)]:80", "WHO")
+            #expect(replyV6.hasPrefix("peer=[\(app.ipv6)]:"), "\(replyV6)")
+            let listing = try sluice.cli(["workloads", "--json"])
+            #expect(listing.contains("proxyServiceAddresses") && listing.contains("10.96.0.1"), "\(listing)")
+
+            try sluice.unenroll(app)
+            #expect(try Self.virtualServices(topology, app).isEmpty)
+            #expect(try Self.routesAndTables(topology, app).isEmpty)
+        }
+    }
+
+    /// An xDS update that adds or removes a service listener reprograms the enrolled workload's
+    /// virtual services.
+    @Test func anXDSUpdateReprogramsTheServices() throws {
+        try withTopology("ipvs-xds") { topology in
+            let app = try topology.addHost("app")
+            let server = try topology.addHost("srv")
+            try Self.addServiceRoutes(topology, app)
+            let bootstrap = """
+                admin:
+                  address: { socket_address: { address: 127.0.0.1, port_value: 15000 } }
+                dynamic_resources:
+                  ads_config:
+                    api_type: GRPC
+                    transport_api_version: V3
+                    grpc_services:
+                    - envoy_grpc: { cluster_name: xds, retry_policy: { retry_back_off: { base_interval: 0.1s, max_interval: 1s } } }
+                  lds_config: { ads: {}, resource_api_version: V3 }
+                  cds_config: { ads: {}, resource_api_version: V3 }
+                static_resources:
+                  clusters:
+                  - name: xds
+                    type: STATIC
+                    connect_timeout: 1s
+                    load_assignment:
+                      cluster_name: xds
+                      endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: 18000 } } } }] }]
+                """
+            let sluice = try SluiceUnderTest(topology: topology, config: bootstrap)
+            let xdsServer = try topology.spawn("xds-server", in: sluice.node, [
+                XDSHarness.python, XDSHarness.server, "--grpc", "127.0.0.1:18000", "--control", "127.0.0.1:18001",
+            ])
+            // Importing grpcio and the Envoy protos takes minutes in the VM (TCG, files over 9p).
+            try eventually("xds server ready", timeout: 120) { xdsServer.log.contains("ready") }
+            func push(_ type: String, _ version: String, _ resources: [String]) throws {
+                let body = "{\"type\": \"\(type)\", \"version\": \"\(version)\", \"resources\": [\(resources.joined(separator: ","))]}"
+                let reply = try topology.exec(sluice.node, [
+                    "curl", "-sS", "-X", "POST", "http://127.0.0.1:18001/resources", "-H", "Content-Type: application/json", "--data-binary", body,
+                ])
+                #expect(!reply.contains("error"), "\(reply)")
+            }
+            let typePrefix = XDSHarness.typePrefix
+            let capture = """
+                {"@type": "\(typePrefix)envoy.config.listener.v3.Listener", "name": "outbound",
+                 "address": {"socket_address": {"address": "0.0.0.0", "port_value": 15001}}, "use_original_dst": true,
+                 "listener_filters": [{"name": "envoy.filters.listener.original_dst", "typed_config": {"@type": "\(typePrefix)envoy.extensions.filters.listener.original_dst.v3.OriginalDst"}}],
+                 "filter_chains": [{"filters": [{"name": "envoy.filters.network.tcp_proxy", "typed_config": {
+                   "@type": "\(typePrefix)envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy", "stat_prefix": "outbound", "cluster": "passthrough"}}]}]}
+                """
+            func service(_ address: String) -> String {
+                XDSHarness.listener("\(address)_80", port: 80, cluster: "backend")
+                    .replacingOccurrences(of: "\"127.0.0.1\"", with: "\"\(address)\"")
+                    .replacingOccurrences(of: "\"filter_chains\"", with: "\"bind_to_port\": false, \"filter_chains\"")
+            }
+            let clusters = [
+                """
+                {"@type": "\(typePrefix)envoy.config.cluster.v3.Cluster", "name": "passthrough", "type": "ORIGINAL_DST",
+                 "lb_policy": "CLUSTER_PROVIDED", "connect_timeout": "1s"}
+                """,
+                """
+                {"@type": "\(typePrefix)envoy.config.cluster.v3.Cluster", "name": "backend", "type": "STATIC", "connect_timeout": "1s",
+                 "load_assignment": {"cluster_name": "backend", "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": "\(server.ipv4)", "port_value": 8080}}}}]}]}}
+                """,
+            ]
+            try push("cds", "v1", clusters)
+            try push("lds", "v1", [capture, service("10.96.0.1")])
+            try sluice.startServer(on: server, port: 8080)
+            try sluice.startAgent()
+            try sluice.startProxy()
+            try eventually("the proxy connects to the agent") { try sluice.cli(["workloads"]).contains("proxy: connected") }
+            try sluice.enroll(app, ["--mode", "ipvs"])
+            #expect(try Self.virtualServices(topology, app).count == 1)
+            #expect(try sluice.client(from: app, to: "10.96.0.1:80", "WHO").hasPrefix("peer=\(app.ipv4):"))
+
+            try push("lds", "v2", [capture, service("10.96.0.1"), service("10.96.0.2")])
+            try eventually("the new service address is programmed") { try Self.virtualServices(topology, app).count == 2 }
+            let added = try sluice.client(from: app, to: "10.96.0.2:80", "WHO")
+            #expect(added.hasPrefix("peer=\(app.ipv4):") && added.contains("local=\(server.ipv4):8080"), "\(added)")
+
+            try push("lds", "v3", [capture, service("10.96.0.2")])
+            try eventually("the removed service address is unprogrammed") {
+                let services = try Self.virtualServices(topology, app)
+                return services.count == 1 && services[0].contains("0A600002:0050")
+            }
+            try sluice.unenroll(app)
+            #expect(try Self.virtualServices(topology, app).isEmpty)
+            #expect(try Self.routesAndTables(topology, app).isEmpty)
         }
     }
 

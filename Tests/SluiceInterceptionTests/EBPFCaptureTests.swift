@@ -38,20 +38,24 @@ import Testing
 
 @Suite struct CaptureProgramTests {
     /// The object the build compiled for this kernel passes the verifier and has every
-    /// program and map the mode attaches.
+    /// program and map the mode attaches; a workload's copy shares the node copy's maps.
     @Test(.enabled(if: geteuid() == 0, "loading BPF programs needs root (CAP_BPF)"))
     func embeddedObjectLoadsOnThisKernel() throws {
-        let program = try CaptureProgram(name: "sluice_test")
-        defer { program.close() }
-        for name in ["sluice_connect4", "sluice_connect6", "sluice_sockops", "sluice_sk_msg", "sluice_getsockopt", "sluice_inbound"] {
-            #expect(try program.programDescriptor(name) >= 0)
-        }
-        try program.configure(outboundPort: 15001, inboundPort: 15006, proxyMark: 0x539, markMask: 0xfff)
-        try program.excludePort(9090)
-        try program.excludeRange(CIDRRange("10.0.0.0/8")!)
-        try program.excludeRange(CIDRRange("fd00::/8")!)
-        try program.attachMessageRedirect()
-        #expect(try program.counters().values.allSatisfy { $0 == 0 })
-        #expect(throws: EBPFError.self) { try program.programDescriptor("no_such_program") }
+        let shared = try CaptureProgram(name: "sluice_test", programs: CaptureProgram.sharedPrograms)
+        defer { shared.close() }
+        let workload = try CaptureProgram(name: "sluice_test", programs: CaptureProgram.workloadPrograms, sharingMapsOf: shared)
+        defer { workload.close() }
+        for name in CaptureProgram.sharedPrograms { #expect(try shared.programDescriptor(name) >= 0) }
+        for name in CaptureProgram.workloadPrograms { #expect(try workload.programDescriptor(name) >= 0) }
+        #expect(throws: EBPFError.self, "only the named programs are loaded") { try workload.programDescriptor("sluice_getsockopt") }
+        try workload.configure(outboundPort: 15001, inboundPort: 15006, proxyMark: 0x539, markMask: 0xfff, workload: 7)
+        try workload.excludePort(9090)
+        try workload.excludeRange(CIDRRange("10.0.0.0/8")!)
+        try workload.excludeRange(CIDRRange("fd00::/8")!)
+        try shared.attachMessageRedirect()
+        try shared.resetCounters(workload: 7)
+        #expect(try shared.counters(workload: 7).values.allSatisfy { $0 == 0 })
+        #expect(try shared.counters(workload: CaptureProgram.workloadSlots - 1).count == CaptureProgram.Counter.allCases.count)
+        #expect(throws: EBPFError.self) { try shared.programDescriptor("no_such_program") }
     }
 }

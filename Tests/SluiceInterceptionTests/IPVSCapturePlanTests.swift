@@ -36,6 +36,16 @@ import Testing
         }
     }
 
+    @Test func theProxysServiceAddressesJoinTheListedOnesAndUnusableOnesAreSkipped() throws {
+        let known = ["10.96.0.10:53", "10.96.0.1:80", "127.0.0.1:80", "10.96.0.3:15001", "10.97.0.1:80", "[fd96::1]:80"]
+        let plan = try IPVSCapturePlan(
+            options: options(["10.96.0.1:80"], excludeCIDRs: ["10.97.0.0/16"]),
+            proxyServiceAddresses: known.map { SocketEndpoint($0)! })
+        #expect(plan.services.map(\.service.description) == ["10.96.0.1:80", "10.96.0.10:53", "[fd96::1]:80"])
+        let onlyKnown = try IPVSCapturePlan(options: options([]), proxyServiceAddresses: [SocketEndpoint("10.96.0.10:53")!])
+        #expect(onlyKnown.services.map(\.service.description) == ["10.96.0.10:53"])
+    }
+
     @Test func onlyServicesForwardingToTheProxyAreSluices() {
         let proxy = [SocketEndpoint("127.0.0.1:15001")!]
         #expect(IPVSCapturePlan.isCaptureService(destinations: proxy, options: CaptureOptions()))

@@ -8,7 +8,11 @@ import Testing
     @Test func roundTripsEveryMessage() throws {
         let messages: [AgentMessage] = [
             .hello(Hello(role: .proxy, pid: 42)),
+            .hello(Hello(role: .proxy, pid: 42, serviceAddresses: [SocketEndpoint("10.96.0.10:53")!, SocketEndpoint("[fd96::1]:80")!])),
             .helloAck(HelloAck(agentPID: 7)),
+            .helloAck(HelloAck(agentPID: 7, version: nil)),
+            .serviceAddresses(ServiceAddresses(addresses: [SocketEndpoint("10.96.0.10:53")!])),
+            .serviceAddresses(ServiceAddresses(addresses: [])),
             .failure(Failure(message: "no")),
             .addWorkload(AddWorkload(identity: WorkloadIdentity(id: "w"), namespace: .init(device: 4, inode: 4026531840))),
             .deleteWorkload(DeleteWorkload(id: "w")),
@@ -47,6 +51,31 @@ import Testing
         var garbage = try AgentWireCodec.encode(.snapshotBegin(SnapshotBegin(count: 1)), requestID: 1)
         garbage[garbage.count - 2] = UInt8(ascii: "x")
         #expect(throws: (any Error).self) { try AgentWireCodec.decode(garbage) }
+    }
+
+    /// Version 2 added `serviceAddresses` and optional fields; records of every type version 1
+    /// knows still say version 1, and version 1 payloads still decode.
+    @Test func versionOnePeersStayUnderstood() throws {
+        let hello = try AgentWireCodec.encode(.hello(Hello(role: .proxy, pid: 1, serviceAddresses: [])), requestID: 0)
+        #expect(hello[4] == 0 && hello[5] == 1, "a hello is a version 1 record")
+        let update = try AgentWireCodec.encode(.serviceAddresses(ServiceAddresses(addresses: [])), requestID: 3)
+        #expect(update[4] == 0 && update[5] == 2, "serviceAddresses is a version 2 record")
+
+        var mislabelled = update
+        mislabelled[5] = 1
+        #expect(throws: AgentProtocolError.typeNewerThanVersion(type: 15, version: 1)) { try AgentWireCodec.decode(mislabelled) }
+
+        func record(type: UInt16, json: String) -> [UInt8] {
+            let payload = Array(json.utf8)
+            var bytes = Array("SLCA".utf8) + [0, 1, UInt8(type >> 8), UInt8(type & 0xff), 0, 0, 0, 9]
+            bytes += withUnsafeBytes(of: UInt32(payload.count).bigEndian, Array.init)
+            return bytes + payload
+        }
+        let oldHello = try AgentWireCodec.decode(record(type: 1, json: #"{"pid":5,"role":"proxy"}"#))
+        #expect(oldHello.message == .hello(Hello(role: .proxy, pid: 5, serviceAddresses: nil)))
+        let oldAck = try AgentWireCodec.decode(record(type: 2, json: #"{"agentPID":6}"#))
+        #expect(oldAck.message == .helloAck(HelloAck(agentPID: 6, version: nil)))
+        #expect(oldAck.requestID == 9)
     }
 
     @Test func descriptorsTravelAndCountsAreEnforced() throws {

@@ -9,13 +9,27 @@ import Testing
 /// A capture mode that records calls instead of touching the kernel.
 final class RecordingCapture: CaptureMode, @unchecked Sendable {
     let name = CaptureModeName.iptables
+    /// As the IPVS mode: captures the proxies' service addresses.
+    let capturesServiceAddresses: Bool
     private let lock = NSLock()
     private var installed: Set<String> = []
+    private var services: [String: [SocketEndpoint]] = [:]
     private(set) var calls: [String] = []
 
-    func install(_ target: CaptureTarget) throws {
-        lock.withLock { installed.insert(target.netnsPath); calls.append("install \(target.netnsPath)") }
+    init(capturesServiceAddresses: Bool = false) {
+        self.capturesServiceAddresses = capturesServiceAddresses
     }
+
+    func install(_ target: CaptureTarget) throws {
+        lock.withLock {
+            installed.insert(target.netnsPath)
+            services[target.netnsPath] = target.serviceAddresses
+            calls.append("install \(target.netnsPath)")
+        }
+    }
+
+    /// The service addresses of each namespace's last install.
+    var serviceAddresses: [String: [SocketEndpoint]] { lock.withLock { services } }
 
     func remove(_ target: CaptureTarget) throws {
         lock.withLock { installed.remove(target.netnsPath); calls.append("remove \(target.netnsPath)") }
@@ -135,6 +149,35 @@ final class RecordingHost: WorkloadHost, @unchecked Sendable {
         try waitFor { restarted.proxyConnected }
         #expect(try AgentControlClient.send(.listWorkloads, socketPath: socketPath).workloads.map(\.state) == [.captured])
         #expect(host.workloads == ["w1"])
+    }
+
+    @Test func theProxysServiceAddressesAreCapturedAndFollowItsConfiguration() throws {
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let capture = RecordingCapture(capturesServiceAddresses: true)
+        let node = agent(capture)
+        try node.start()
+        defer { node.stop(removeCapture: false) }
+        let dns = SocketEndpoint("10.96.0.10:53")!, web = SocketEndpoint("[fd96::1]:80")!
+        let client = AgentClient(socketPath: socketPath, host: RecordingHost(), serviceAddresses: [dns])
+        client.start()
+        defer { client.stop() }
+        try waitFor { node.proxyConnected }
+        let enrolled = try AgentControlClient.send(
+            .enroll(EnrollRequest(netnsPath: netns, mode: .ipvs, options: CaptureOptions(), identity: WorkloadIdentity(id: "w1"))),
+            socketPath: socketPath)
+        #expect(enrolled.error == nil)
+        #expect(capture.serviceAddresses[netns] == [dns], "the hello's addresses are captured")
+        #expect(enrolled.workloads.first?.proxyServiceAddresses == [dns])
+
+        // An xDS update adds a service: the agent reprograms the workload.
+        client.publishServiceAddresses([dns, web])
+        try waitFor { capture.serviceAddresses[netns] == [dns, web] }
+        try waitFor { (try? AgentControlClient.send(.listWorkloads, socketPath: socketPath))?.workloads.first?.proxyServiceAddresses == [dns, web] }
+        let installs = capture.calls.count
+        client.publishServiceAddresses([dns, web])  // unchanged: nothing to do
+        client.publishServiceAddresses([web])
+        try waitFor { capture.serviceAddresses[netns] == [web] }
+        #expect(capture.calls.count == installs + 1, "\(capture.calls)")
     }
 
     @Test func garbageFromAPeerIsRefusedWithoutCrashing() throws {

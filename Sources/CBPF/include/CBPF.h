@@ -16,9 +16,13 @@ enum sluice_cgroup_hook {
     SLUICE_HOOK_GETSOCKOPT = 3,
 };
 
-/// Opens and loads (verifies) an ELF object held in memory. NULL on failure, with libbpf's
-/// messages (verifier log included) in `error`.
-struct bpf_object *sluice_bpf_load(const void *bytes, size_t length, const char *name, char *error, size_t error_length);
+/// Opens and loads (verifies) an ELF object held in memory. Only the programs named in
+/// `programs` (comma-separated) are loaded; each map named in `shared_maps` (comma-separated)
+/// takes the descriptor at the same index of `shared_fds` instead of being created (NULL and 0
+/// for none). NULL on failure, with libbpf's messages (verifier log included) in `error`.
+struct bpf_object *sluice_bpf_load(
+    const void *bytes, size_t length, const char *name, const char *programs, const char *shared_maps,
+    const int *shared_fds, size_t shared_count, char *error, size_t error_length);
 
 /// Unloads the object: closes its program and map descriptors.
 void sluice_bpf_close(struct bpf_object *object);

@@ -10,7 +10,9 @@ import Synchronization
 /// `SO_ORIGINAL_DST`). See bpf/sluice_capture.bpf.c.
 ///
 /// The mode is stateful: programs and links live as descriptors in the agent process, one
-/// `EBPFWorkloadCapture` per workload, so one shared instance serves the whole agent.
+/// `EBPFSharedCapture` for the programs every workload shares (those on the proxies' cgroups
+/// among them) and one `EBPFWorkloadCapture` per workload, so one instance serves the whole
+/// agent.
 public final class EBPFCapture: CaptureMode {
     /// The agent's instance (it holds every workload's links).
     public static let shared = EBPFCapture()
@@ -18,31 +20,72 @@ public final class EBPFCapture: CaptureMode {
     public let name = CaptureModeName.ebpf
     public var followsProxyProcesses: Bool { true }
 
-    /// Workload captures by namespace path.
-    private let workloads = Mutex<[String: EBPFWorkloadCapture]>([:])
+    private struct State {
+        /// Workload captures by namespace path.
+        var workloads: [String: EBPFWorkloadCapture] = [:]
+        /// Loaded with the first workload, closed with the last.
+        var shared: EBPFSharedCapture?
+
+        mutating func detach(_ path: String) {
+            guard let existing = workloads.removeValue(forKey: path) else { return }
+            existing.detach()
+            existing.shared.releaseSlot(existing.slot)
+            closeSharedIfUnused()
+        }
+
+        mutating func closeSharedIfUnused() {
+            if let shared, !shared.hasWorkloads {
+                shared.close()
+                self.shared = nil
+            }
+        }
+    }
+
+    private let state = Mutex(State())
 
     public init() {}
 
     public func install(_ target: CaptureTarget) throws {
-        try workloads.withLock { workloads in
-            if let existing = workloads[target.netnsPath] {
+        try state.withLock { state in
+            if let existing = state.workloads[target.netnsPath] {
                 if existing.serves(target), existing.verify() == .installed {
-                    try wrap(target, "follow the proxy") { try existing.follow(proxyPIDs: target.proxyPIDs) }
+                    try wrap(target, "follow the proxy") {
+                        try existing.checkProxiesOutside(proxyPIDs: target.proxyPIDs)
+                        try existing.shared.follow(proxyPIDs: target.proxyPIDs)
+                    }
                     return
                 }
-                existing.detach()
-                workloads[target.netnsPath] = nil
+                state.detach(target.netnsPath)
             }
-            workloads[target.netnsPath] = try wrap(target, "install") { try EBPFWorkloadCapture(target: target) }
+            let shared = try state.shared ?? wrap(target, "load the shared programs") { try EBPFSharedCapture() }
+            state.shared = shared
+            do {
+                // The proxy side first: by the time the first connect is redirected, the
+                // proxy's accepted socket is recognised.
+                state.workloads[target.netnsPath] = try wrap(target, "install") {
+                    try shared.follow(proxyPIDs: target.proxyPIDs)
+                    let slot = try shared.allocateSlot()
+                    do {
+                        return try EBPFWorkloadCapture(target: target, shared: shared, slot: slot)
+                    } catch {
+                        shared.releaseSlot(slot)
+                        throw error
+                    }
+                }
+            } catch {
+                state.closeSharedIfUnused()
+                throw error
+            }
         }
     }
 
     public func remove(_ target: CaptureTarget) throws {
-        let existing = workloads.withLock { $0.removeValue(forKey: target.netnsPath) }
-        if let existing {
-            existing.detach()
-            return
+        let detached = state.withLock { state -> Bool in
+            guard state.workloads[target.netnsPath] != nil else { return false }
+            state.detach(target.netnsPath)
+            return true
         }
+        if detached { return }
         // Nothing loaded by this process (e.g. after a restart: the kernel dropped the links
         // with the old process), but the cgroup the agent created for the workload may remain.
         guard target.options.cgroup == nil, let path = try? EBPFWorkloadCapture.agentCgroup(for: target.workloadID),
@@ -55,7 +98,7 @@ public final class EBPFCapture: CaptureMode {
     }
 
     public func verify(_ target: CaptureTarget) throws -> CaptureVerification {
-        let existing = workloads.withLock { $0[target.netnsPath] }
+        let existing = state.withLock { $0.workloads[target.netnsPath] }
         guard let existing else { return .absent }
         guard existing.serves(target) else { return .drifted(["installed with other options"]) }
         return existing.verify()
@@ -65,7 +108,7 @@ public final class EBPFCapture: CaptureMode {
     /// redirects (messages and bytes), answered SO_ORIGINAL_DST, assigned inbound connections.
     /// "packets" counts events.
     public func counters(_ target: CaptureTarget) throws -> [CaptureCounter] {
-        guard let existing = workloads.withLock({ $0[target.netnsPath] }) else { return [] }
+        guard let existing = state.withLock({ $0.workloads[target.netnsPath] }) else { return [] }
         let values = try existing.counters()
         func value(_ counter: CaptureProgram.Counter) -> UInt64 { values[counter] ?? 0 }
         return [

@@ -3,15 +3,19 @@ import Foundation
 import SluiceLinux
 import SluiceModel
 
-/// Everything the eBPF mode holds for one workload: its loaded programs, the links attaching
-/// them (cgroup hooks on the workload's and the proxies' cgroups, tcx on the workload's
-/// interfaces), and the cgroup the agent created for it, if any. Links are plain descriptors
-/// owned by the agent process: closing them, or the agent exiting, detaches them; nothing is
-/// pinned, so nothing outlives the agent.
+/// Everything the eBPF mode holds for one workload: its copy of the programs that read its
+/// settings (connect4, connect6, tc), its counter slot, the links attaching programs to its
+/// cgroup (the shared `sockops` too) and to its interfaces (tcx), and the cgroup the agent
+/// created for it, if any. The proxies' hooks belong to `EBPFSharedCapture`. Links are plain
+/// descriptors owned by the agent process: closing them, or the agent exiting, detaches them;
+/// nothing is pinned, so nothing outlives the agent.
 ///
 /// Only touched under `EBPFCapture`'s lock.
 final class EBPFWorkloadCapture: @unchecked Sendable {
     let target: CaptureTarget
+    let shared: EBPFSharedCapture
+    /// The workload's slot in the shared counters.
+    let slot: UInt32
     let cgroupPath: String
     /// The agent made `cgroupPath`; removal takes it away again.
     let createdCgroup: Bool
@@ -20,12 +24,13 @@ final class EBPFWorkloadCapture: @unchecked Sendable {
     private var program: CaptureProgram?
     private var workloadLinks: [CInt] = []
     private var interfaceLinks: [String: CInt] = [:]
-    /// Proxy cgroup → sockops and getsockopt links on it.
-    private var proxyLinks: [String: [CInt]] = [:]
 
-    /// Attaches capture for `target`; on failure everything done so far is undone.
-    init(target: CaptureTarget) throws {
+    /// Attaches capture for `target` (the proxies hooked by `shared` already); on failure
+    /// everything done so far is undone.
+    init(target: CaptureTarget, shared: EBPFSharedCapture, slot: UInt32) throws {
         self.target = target
+        self.shared = shared
+        self.slot = slot
         if let given = target.options.cgroup {
             cgroupPath = try CgroupV2.resolve(given)
             createdCgroup = false
@@ -44,6 +49,7 @@ final class EBPFWorkloadCapture: @unchecked Sendable {
             }
         }
         do {
+            try checkProxiesOutside(proxyPIDs: target.proxyPIDs)
             try attachAll()
         } catch {
             detach()
@@ -63,11 +69,9 @@ final class EBPFWorkloadCapture: @unchecked Sendable {
             && other.workloadID == target.workloadID
     }
 
-    /// Hooks the proxies' cgroups that are not hooked yet and unhooks those no proxy uses
-    /// any more. With no proxy known (the agent just started), existing hooks stay.
-    func follow(proxyPIDs: [Int32]) throws {
-        guard !proxyPIDs.isEmpty, let program else { return }
-        var wanted: Set<String> = []
+    /// Refuses proxies that run inside the workload's cgroup: their own connections would be
+    /// captured.
+    func checkProxiesOutside(proxyPIDs: [Int32]) throws {
         for pid in proxyPIDs {
             let cgroup = try CgroupV2.cgroup(ofProcess: pid)
             guard !CgroupV2.isSameOrBelow(cgroup, cgroupPath) else {
@@ -75,31 +79,16 @@ final class EBPFWorkloadCapture: @unchecked Sendable {
                     "the proxy (pid \(pid)) runs in the workload's cgroup \(cgroup): its own connections would be "
                         + "captured; run the proxy in a cgroup outside \(cgroupPath)")
             }
-            wanted.insert(cgroup)
-        }
-        for (cgroup, links) in proxyLinks where !wanted.contains(cgroup) {
-            links.forEach { _ = Glibc.close($0) }
-            proxyLinks[cgroup] = nil
-        }
-        for cgroup in wanted.sorted() where proxyLinks[cgroup] == nil {
-            var links: [CInt] = []
-            do {
-                links.append(try link(program, "sluice_sockops", to: cgroup, hook: SLUICE_HOOK_SOCK_OPS))
-                links.append(try link(program, "sluice_getsockopt", to: cgroup, hook: SLUICE_HOOK_GETSOCKOPT))
-            } catch {
-                links.forEach { _ = Glibc.close($0) }
-                throw error
-            }
-            proxyLinks[cgroup] = links
         }
     }
 
-    /// Whether every link is still attached and the cgroup still exists.
+    /// Whether every link (the proxies' too) is still attached and the cgroup still exists.
     func verify() -> CaptureVerification {
         var problems: [String] = []
         if !FileManager.default.fileExists(atPath: cgroupPath) { problems.append("cgroup \(cgroupPath) is gone") }
         if program == nil { problems.append("programs are not loaded") }
-        let links = workloadLinks + interfaceLinks.values + proxyLinks.values.flatMap { $0 }
+        problems += shared.problems()
+        let links = workloadLinks + interfaceLinks.values
         var linkID: UInt32 = 0
         var programID: UInt32 = 0
         for fd in links where sluice_bpf_link_ids(fd, &linkID, &programID) != 0 {
@@ -109,33 +98,32 @@ final class EBPFWorkloadCapture: @unchecked Sendable {
         return problems.isEmpty ? .installed : .drifted(problems)
     }
 
-    /// Detaches every link, unloads the programs and maps, and gives back the cgroup the
-    /// agent created (its processes return to where they came from).
+    /// Detaches the workload's links, unloads its programs and maps, and gives back the cgroup
+    /// the agent created (its processes return to where they came from). Its counter slot is
+    /// the caller's to release.
     func detach() {
-        for fd in workloadLinks + interfaceLinks.values + proxyLinks.values.flatMap({ $0 }) { _ = Glibc.close(fd) }
+        for fd in workloadLinks + interfaceLinks.values { _ = Glibc.close(fd) }
         workloadLinks = []
         interfaceLinks = [:]
-        proxyLinks = [:]
         program?.close()
         program = nil
         if createdCgroup { releaseCgroup() }
     }
 
-    /// Counter values of the loaded programs.
+    /// The workload's counter values (the shared programs count in its slot too).
     func counters() throws -> [CaptureProgram.Counter: UInt64] {
-        guard let program else { return [:] }
-        return try program.counters()
+        try shared.program.counters(workload: slot)
     }
 
     // MARK: Attaching
 
     private func attachAll() throws {
-        let program = try CaptureProgram(name: "sluice")
+        let program = try CaptureProgram(name: "sluice", programs: CaptureProgram.workloadPrograms, sharingMapsOf: shared.program)
         self.program = program
         let options = target.options
         try program.configure(
             outboundPort: options.outboundPort, inboundPort: options.inboundPort, proxyMark: target.proxyMark,
-            markMask: CaptureDefaults.markMask)
+            markMask: CaptureDefaults.markMask, workload: slot)
         for port in Set(options.excludePorts) { try program.excludePort(port) }
         for range in options.excludeCIDRs { try program.excludeRange(range) }
         // Connections to the workload's own addresses stay on lo, as in the iptables mode.
@@ -148,24 +136,13 @@ final class EBPFWorkloadCapture: @unchecked Sendable {
         for address in (try? namespace.interfaceAddresses()) ?? [] {
             if let range = CIDRRange(address) { try program.excludeRange(range) }
         }
-        try program.attachMessageRedirect()
-        // The proxy side first: by the time the first connect is redirected, the proxy's
-        // accepted socket is recognised.
-        try follow(proxyPIDs: target.proxyPIDs)
-        workloadLinks.append(try link(program, "sluice_sockops", to: cgroupPath, hook: SLUICE_HOOK_SOCK_OPS))
+        // The proxy side is hooked already (by `EBPFCapture`): by the time the first connect
+        // is redirected, the proxy's accepted socket is recognised.
+        workloadLinks.append(try shared.link("sluice_sockops", to: cgroupPath, hook: SLUICE_HOOK_SOCK_OPS))
         try attachInbound(program, in: namespace)
-        workloadLinks.append(try link(program, "sluice_connect4", to: cgroupPath, hook: SLUICE_HOOK_CONNECT4))
-        workloadLinks.append(try link(program, "sluice_connect6", to: cgroupPath, hook: SLUICE_HOOK_CONNECT6))
-    }
-
-    private func link(_ program: CaptureProgram, _ name: String, to cgroup: String, hook: sluice_cgroup_hook) throws -> CInt {
-        let programFD = try program.programDescriptor(name)
-        let cgroupFD = open(cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard cgroupFD >= 0 else { throw EBPFError("cannot open cgroup \(cgroup): \(String(cString: strerror(errno)))") }
-        defer { _ = Glibc.close(cgroupFD) }
-        let fd = sluice_bpf_link_cgroup(programFD, cgroupFD, hook)
-        guard fd >= 0 else { throw EBPFError("attaching \(name) to cgroup \(cgroup): \(String(cString: strerror(-fd)))") }
-        return fd
+        for (name, hook) in [("sluice_connect4", SLUICE_HOOK_CONNECT4), ("sluice_connect6", SLUICE_HOOK_CONNECT6)] {
+            workloadLinks.append(try EBPFSharedCapture.link(try program.programDescriptor(name), name, to: cgroupPath, hook: hook))
+        }
     }
 
     /// tcx ingress links on every interface of the workload's namespace but lo. tcx resolves

@@ -2,7 +2,8 @@ import CNetlink
 import Foundation
 import SluiceModel
 
-/// Turns an `NFTablesRuleSet` into libnftnl objects and nf_tables netlink messages.
+/// Turns an `NFTablesRuleSet` into libnftnl objects and nf_tables netlink messages (the
+/// nftables mode's capture table and the IPVS mode's conntrack-demand table).
 ///
 /// Install is one batch — create the table if missing, delete it, create it again with its
 /// sets, chains and rules — so the kernel swaps the old ruleset for the new one in a single
@@ -12,50 +13,51 @@ struct NFTablesMessages {
     private static let register1 = UInt32(NFT_REG_1.rawValue)
     private static let verdictRegister = UInt32(NFT_REG_VERDICT.rawValue)
 
-    /// Messages that replace whatever `inet sluice` holds with `ruleSet`.
+    /// Messages that replace whatever `inet <ruleSet.table>` holds with `ruleSet`.
     static func install(_ ruleSet: NFTablesRuleSet, into batch: NetlinkBatch) throws {
-        try addTable(into: batch)
-        try deleteTable(into: batch)
-        try addTable(into: batch)
+        let table = ruleSet.table
+        try addTable(table, into: batch)
+        try deleteTable(table, into: batch)
+        try addTable(table, into: batch)
         for (index, set) in ruleSet.sets.enumerated() {
-            try addSet(set, id: UInt32(index + 1), into: batch)
+            try addSet(set, table: table, id: UInt32(index + 1), into: batch)
         }
         for chain in ruleSet.chains {
-            try addChain(chain, into: batch)
+            try addChain(chain, table: table, into: batch)
             for rule in chain.rules {
-                try addRule(rule, chain: chain.name, sets: ruleSet.sets, into: batch)
+                try addRule(rule, table: table, chain: chain.name, sets: ruleSet.sets, into: batch)
             }
         }
     }
 
-    /// Messages that delete the table, whether or not it exists.
-    static func remove(into batch: NetlinkBatch) throws {
-        try addTable(into: batch)
-        try deleteTable(into: batch)
+    /// Messages that delete `inet <table>`, whether or not it exists.
+    static func remove(table: String, into batch: NetlinkBatch) throws {
+        try addTable(table, into: batch)
+        try deleteTable(table, into: batch)
     }
 
-    private static func table() -> OpaquePointer {
+    private static func tableObject(_ name: String) -> OpaquePointer {
         let table = nftnl_table_alloc()!
         nftnl_table_set_u32(table, attribute(NFTNL_TABLE_FAMILY), UInt32(family))
-        nftnl_table_set_str(table, attribute(NFTNL_TABLE_NAME), NFTablesRuleSet.tableName)
+        nftnl_table_set_str(table, attribute(NFTNL_TABLE_NAME), name)
         return table
     }
 
-    private static func addTable(into batch: NetlinkBatch) throws {
-        let table = table()
+    private static func addTable(_ name: String, into batch: NetlinkBatch) throws {
+        let table = tableObject(name)
         defer { nftnl_table_free(table) }
         batch.append(type: NFT_MSG_NEWTABLE, flags: NLM_F_CREATE) { nftnl_table_nlmsg_build_payload($0, table) }
     }
 
-    private static func deleteTable(into batch: NetlinkBatch) throws {
-        let table = table()
+    private static func deleteTable(_ name: String, into batch: NetlinkBatch) throws {
+        let table = tableObject(name)
         defer { nftnl_table_free(table) }
         batch.append(type: NFT_MSG_DELTABLE, flags: 0) { nftnl_table_nlmsg_build_payload($0, table) }
     }
 
-    private static func setObject(_ set: NFTablesRuleSet.NamedSet, id: UInt32) -> OpaquePointer {
+    private static func setObject(_ set: NFTablesRuleSet.NamedSet, table: String, id: UInt32) -> OpaquePointer {
         let object = nftnl_set_alloc()!
-        nftnl_set_set_str(object, attribute(NFTNL_SET_TABLE), NFTablesRuleSet.tableName)
+        nftnl_set_set_str(object, attribute(NFTNL_SET_TABLE), table)
         nftnl_set_set_str(object, attribute(NFTNL_SET_NAME), set.name)
         nftnl_set_set_u32(object, attribute(NFTNL_SET_FAMILY), UInt32(family))
         nftnl_set_set_u32(object, attribute(NFTNL_SET_ID), id)
@@ -72,8 +74,8 @@ struct NFTablesMessages {
         return object
     }
 
-    private static func addSet(_ set: NFTablesRuleSet.NamedSet, id: UInt32, into batch: NetlinkBatch) throws {
-        let object = setObject(set, id: id)
+    private static func addSet(_ set: NFTablesRuleSet.NamedSet, table: String, id: UInt32, into batch: NetlinkBatch) throws {
+        let object = setObject(set, table: table, id: id)
         defer { nftnl_set_free(object) }
         batch.append(type: NFT_MSG_NEWSET, flags: NLM_F_CREATE) { nftnl_set_nlmsg_build_payload($0, object) }
         let elements = set.elements
@@ -89,25 +91,27 @@ struct NFTablesMessages {
         batch.append(type: NFT_MSG_NEWSETELEM, flags: NLM_F_CREATE) { nftnl_set_elems_nlmsg_build_payload($0, object) }
     }
 
-    private static func addChain(_ chain: NFTablesRuleSet.Chain, into batch: NetlinkBatch) throws {
+    private static func addChain(_ chain: NFTablesRuleSet.Chain, table: String, into batch: NetlinkBatch) throws {
         let object = nftnl_chain_alloc()!
         defer { nftnl_chain_free(object) }
-        nftnl_chain_set_str(object, attribute(NFTNL_CHAIN_TABLE), NFTablesRuleSet.tableName)
+        nftnl_chain_set_str(object, attribute(NFTNL_CHAIN_TABLE), table)
         nftnl_chain_set_str(object, attribute(NFTNL_CHAIN_NAME), chain.name)
         nftnl_chain_set_u32(object, attribute(NFTNL_CHAIN_FAMILY), UInt32(family))
-        let hook = chain.hook == .prerouting ? NF_INET_PRE_ROUTING : NF_INET_LOCAL_OUT
-        nftnl_chain_set_u32(object, attribute(NFTNL_CHAIN_HOOKNUM), UInt32(hook.rawValue))
-        nftnl_chain_set_s32(object, attribute(NFTNL_CHAIN_PRIO), chain.priority)
-        nftnl_chain_set_str(object, attribute(NFTNL_CHAIN_TYPE), "nat")
+        if let hook = chain.hook {
+            let number = hook == .prerouting ? NF_INET_PRE_ROUTING : NF_INET_LOCAL_OUT
+            nftnl_chain_set_u32(object, attribute(NFTNL_CHAIN_HOOKNUM), UInt32(number.rawValue))
+            nftnl_chain_set_s32(object, attribute(NFTNL_CHAIN_PRIO), chain.priority)
+            nftnl_chain_set_str(object, attribute(NFTNL_CHAIN_TYPE), "nat")
+        }
         batch.append(type: NFT_MSG_NEWCHAIN, flags: NLM_F_CREATE) { nftnl_chain_nlmsg_build_payload($0, object) }
     }
 
     private static func addRule(
-        _ rule: NFTablesRuleSet.Rule, chain: String, sets: [NFTablesRuleSet.NamedSet], into batch: NetlinkBatch
+        _ rule: NFTablesRuleSet.Rule, table: String, chain: String, sets: [NFTablesRuleSet.NamedSet], into batch: NetlinkBatch
     ) throws {
         let object = nftnl_rule_alloc()!
         defer { nftnl_rule_free(object) }
-        nftnl_rule_set_str(object, attribute(NFTNL_RULE_TABLE), NFTablesRuleSet.tableName)
+        nftnl_rule_set_str(object, attribute(NFTNL_RULE_TABLE), table)
         nftnl_rule_set_str(object, attribute(NFTNL_RULE_CHAIN), chain)
         nftnl_rule_set_u32(object, attribute(NFTNL_RULE_FAMILY), UInt32(family))
         for statement in rule.statements {
@@ -165,6 +169,14 @@ struct NFTablesMessages {
             let redirect = nftnl_expr_alloc("redir")!
             nftnl_expr_set_u32(redirect, attribute(NFTNL_EXPR_REDIR_REG_PROTO_MIN), register1)
             return [immediate, redirect]
+        case .conntrackStateNew:
+            // As nft compiles it: load the state bits, keep the NEW bit, compare with zero.
+            let state = nftnl_expr_alloc("ct")!
+            nftnl_expr_set_u32(state, attribute(NFTNL_EXPR_CT_KEY), UInt32(NFT_CT_STATE.rawValue))
+            nftnl_expr_set_u32(state, attribute(NFTNL_EXPR_CT_DREG), register1)
+            let newBit: UInt32 = 1 << 3  // NF_CT_STATE_BIT(IP_CT_NEW), IP_CT_NEW being 2 (nf_conntrack_common.h)
+            return [state, bitwise(mask: withUnsafeBytes(of: newBit) { Array($0) }),
+                    compare([UInt8](repeating: 0, count: 4), operation: NFT_CMP_NEQ)]
         }
     }
 
@@ -175,10 +187,10 @@ struct NFTablesMessages {
         return expression
     }
 
-    private static func compare(_ data: [UInt8]) -> OpaquePointer {
+    private static func compare(_ data: [UInt8], operation: nft_cmp_ops = NFT_CMP_EQ) -> OpaquePointer {
         let expression = nftnl_expr_alloc("cmp")!
         nftnl_expr_set_u32(expression, attribute(NFTNL_EXPR_CMP_SREG), register1)
-        nftnl_expr_set_u32(expression, attribute(NFTNL_EXPR_CMP_OP), NFT_CMP_EQ.rawValue)
+        nftnl_expr_set_u32(expression, attribute(NFTNL_EXPR_CMP_OP), operation.rawValue)
         data.withUnsafeBytes { _ = nftnl_expr_set(expression, attribute(NFTNL_EXPR_CMP_DATA), $0.baseAddress, UInt32($0.count)) }
         return expression
     }

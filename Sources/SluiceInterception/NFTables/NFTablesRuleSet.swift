@@ -26,6 +26,8 @@ struct NFTablesRuleSet: Equatable {
         case counter
         case returnFromChain
         case redirect(toPort: UInt16)
+        /// `ct state new`: needs conntrack in the namespace (the IPVS mode's conntrack demand).
+        case conntrackStateNew
 
         var text: String {
             switch self {
@@ -39,6 +41,7 @@ struct NFTablesRuleSet: Equatable {
             case .counter: return "counter"
             case .returnFromChain: return "return"
             case .redirect(let port): return "redirect to :\(port)"
+            case .conntrackStateNew: return "ct state new"
             }
         }
 
@@ -54,7 +57,8 @@ struct NFTablesRuleSet: Equatable {
     struct Chain: Equatable {
         enum Hook: Equatable { case prerouting, output }
         var name: String
-        var hook: Hook
+        /// nil: a regular chain, evaluated only when a rule jumps to it.
+        var hook: Hook?
         /// nat priority (dstnat), as iptables' nat table uses.
         var priority: Int32 = -100
         var rules: [Rule]
@@ -89,10 +93,20 @@ struct NFTablesRuleSet: Equatable {
     static let excludedIPv4Set = "excluded_ipv4"
     static let excludedIPv6Set = "excluded_ipv6"
 
+    /// The `inet` table holding everything.
+    var table: String
     var sets: [NamedSet]
     var chains: [Chain]
 
+    init(table: String, sets: [NamedSet], chains: [Chain]) {
+        self.table = table
+        self.sets = sets
+        self.chains = chains
+    }
+
+    /// The capture ruleset of the nftables mode.
     init(options: CaptureOptions, proxyMark: UInt32) {
+        table = Self.tableName
         let v4 = options.excludeCIDRs.filter { $0.network.isV4 }
         let v6 = options.excludeCIDRs.filter { !$0.network.isV4 }
         sets = [

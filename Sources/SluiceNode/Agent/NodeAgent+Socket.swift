@@ -23,8 +23,16 @@ extension NodeAgent {
             switch hello.role {
             case .proxy:
                 let session = ProxySession(connection: connection, peerPID: peerPID)
-                session.startReader { reason in self.proxyDisconnected(session, reason: reason) }
-                proxyConnected(session)
+                session.startReader(
+                    onServiceAddresses: { addresses, requestID in
+                        // Off the reader thread: reprogramming takes the operations lock, whose
+                        // holder may be waiting for an ack this reader has to deliver.
+                        self.serviceUpdates.async {
+                            self.proxyServiceAddressesChanged(session, addresses, requestID: requestID)
+                        }
+                    },
+                    onClose: { reason in self.proxyDisconnected(session, reason: reason) })
+                proxyConnected(session, serviceAddresses: hello.serviceAddresses ?? [])
             case .control:
                 try serveControl(connection)
             }

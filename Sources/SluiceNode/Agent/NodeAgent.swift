@@ -37,6 +37,8 @@ public final class NodeAgent: Sendable {
         var records: [String: WorkloadRecord] = [:]
         var namespaces: [String: NetworkNamespace] = [:]
         var proxies: [ObjectIdentifier: ProxySession] = [:]
+        /// What each connected proxy last said its service addresses are.
+        var serviceAddresses: [ObjectIdentifier: [SocketEndpoint]] = [:]
         var listener: SeqpacketSocket?
     }
 
@@ -46,6 +48,8 @@ public final class NodeAgent: Sendable {
     private let state = Mutex(State())
     /// Serializes enrollment, removal and proxy replays; each may wait on proxies.
     private let operations = NSLock()
+    /// Applies the proxies' service address updates one after the other, off their readers.
+    let serviceUpdates = DispatchQueue(label: "sluice.agent.service-addresses")
 
     public init(configuration: Configuration, logger: Logger = Logger(label: "sluice.agent")) {
         self.configuration = configuration
@@ -111,9 +115,8 @@ public final class NodeAgent: Sendable {
             }
             if record.state == .captured {
                 do {
-                    let mode = configuration.captureMode(record.mode)
-                    if try mode.verify(record.captureTarget) != .installed {
-                        try mode.install(captureTarget(record))
+                    if try configuration.captureMode(record.mode).verify(record.captureTarget) != .installed {
+                        try installCapture(&records[index])
                         logger.info("repaired capture", metadata: ["workload": "\(record.identity.id)"])
                     }
                 } catch {
@@ -159,8 +162,11 @@ public final class NodeAgent: Sendable {
             if existing.namespace == namespace.identity, existing.mode == request.mode, existing.options == request.options,
                existing.state == .captured {
                 // Same enrollment again: make sure the rules are really there.
-                try configuration.captureMode(existing.mode).install(captureTarget(existing))
-                return existing
+                var again = existing
+                try installCapture(&again)
+                state.withLock { $0.records[identity.id] = again }
+                try persist()
+                return again
             }
             // A changed mode or options (or a recreated namespace): take the old capture away first.
             if existing.namespace == namespace.identity {
@@ -175,7 +181,7 @@ public final class NodeAgent: Sendable {
             $0.namespaces[identity.id] = namespace
         }
         if !state.withLock({ $0.proxies.isEmpty }) {
-            record.state = attach(record, namespace: namespace, to: state.withLock { Array($0.proxies.values) })
+            attach(&record, namespace: namespace, to: state.withLock { Array($0.proxies.values) })
             if case .failed(let reason) = record.state {
                 state.withLock {
                     $0.records[identity.id] = nil
@@ -194,23 +200,28 @@ public final class NodeAgent: Sendable {
         return record
     }
 
-    /// Hands the workload to `proxies`; once all of them serve it, installs its capture.
-    private func attach(_ record: WorkloadRecord, namespace: NetworkNamespace, to proxies: [ProxySession]) -> WorkloadState {
+    /// Hands the workload to `proxies`; once all of them serve it, installs its capture. The
+    /// outcome is the record's new state.
+    private func attach(_ record: inout WorkloadRecord, namespace: NetworkNamespace, to proxies: [ProxySession]) {
         for proxy in proxies {
             do {
                 let ack = try proxy.request(
                     .addWorkload(record.addWorkload(in: namespace)),
                     descriptors: [namespace.descriptor], timeout: configuration.proxyTimeout)
-                if let error = ack.error { return .failed("proxy pid \(proxy.peerPID) cannot serve the workload: \(error)") }
+                if let error = ack.error {
+                    record.state = .failed("proxy pid \(proxy.peerPID) cannot serve the workload: \(error)")
+                    return
+                }
             } catch {
-                return .failed("\(error)")
+                record.state = .failed("\(error)")
+                return
             }
         }
         do {
-            try configuration.captureMode(record.mode).install(captureTarget(record))
-            return .captured
+            try installCapture(&record)
+            record.state = .captured
         } catch {
-            return .failed("installing \(record.mode.rawValue) capture: \(error)")
+            record.state = .failed("installing \(record.mode.rawValue) capture: \(error)")
         }
     }
 
@@ -268,11 +279,27 @@ public final class NodeAgent: Sendable {
         return ControlResult(error: error, workloads: records, proxyConnected: proxyConnected)
     }
 
-    /// The record's capture target with the processes of every connected proxy.
+    /// The record's capture target with the processes of every connected proxy and the
+    /// service addresses they know (with no proxy connected, those it was last installed with).
     private func captureTarget(_ record: WorkloadRecord) -> CaptureTarget {
         var target = record.captureTarget
-        target.proxyPIDs = state.withLock { $0.proxies.values.map(\.peerPID) }.sorted()
+        let (pids, addresses) = state.withLock { state in
+            (state.proxies.values.map(\.peerPID), state.proxies.keys.map { state.serviceAddresses[$0] ?? [] })
+        }
+        target.proxyPIDs = pids.sorted()
+        if !pids.isEmpty {
+            var seen = Set<SocketEndpoint>()
+            target.serviceAddresses = addresses.joined().sorted { $0.description < $1.description }.filter { seen.insert($0).inserted }
+        }
         return target
+    }
+
+    /// Installs the record's capture (idempotent) and remembers the service addresses used.
+    private func installCapture(_ record: inout WorkloadRecord) throws {
+        let mode = configuration.captureMode(record.mode)
+        let target = captureTarget(record)
+        try mode.install(target)
+        record.proxyServiceAddresses = mode.capturesServiceAddresses ? target.serviceAddresses : nil
     }
 
     private func persist() throws {
@@ -282,10 +309,16 @@ public final class NodeAgent: Sendable {
     // MARK: Proxies
 
     /// Replays every workload to a newly connected proxy, then starts capture for those that
-    /// were waiting for one.
-    func proxyConnected(_ session: ProxySession) {
+    /// were waiting for one (and again for modes that follow the proxies).
+    func proxyConnected(_ session: ProxySession, serviceAddresses: [SocketEndpoint]) {
         operations.withLock {
-            state.withLock { $0.proxies[ObjectIdentifier(session)] = session }
+            state.withLock { state in
+                state.proxies[ObjectIdentifier(session)] = session
+                // An update that overtook this replay is newer than the hello's addresses.
+                if state.serviceAddresses[ObjectIdentifier(session)] == nil {
+                    state.serviceAddresses[ObjectIdentifier(session)] = serviceAddresses
+                }
+            }
             logger.info("proxy connected", metadata: ["pid": "\(session.peerPID)"])
             let entries = state.withLock { state in
                 state.records.values.sorted { $0.identity.id < $1.identity.id }.compactMap { record in
@@ -301,9 +334,9 @@ public final class NodeAgent: Sendable {
                         descriptors: [namespace.descriptor], timeout: configuration.proxyTimeout)
                     if let error = ack.error {
                         updated.state = .failed("proxy cannot serve the workload: \(error)")
-                    } else if record.state != .captured || configuration.captureMode(record.mode).followsProxyProcesses {
+                    } else if record.state != .captured || Self.followsProxies(configuration.captureMode(record.mode)) {
                         do {
-                            try configuration.captureMode(record.mode).install(captureTarget(record))
+                            try installCapture(&updated)
                             updated.state = .captured
                         } catch {
                             updated.state = .failed("installing \(record.mode.rawValue) capture: \(error)")
@@ -320,8 +353,46 @@ public final class NodeAgent: Sendable {
         }
     }
 
+    /// A proxy's service addresses changed: reinstall (idempotently) the capture of every
+    /// captured workload whose mode captures per service and was installed with other
+    /// addresses, then answer the proxy.
+    func proxyServiceAddressesChanged(_ session: ProxySession, _ addresses: [SocketEndpoint], requestID: UInt32) {
+        let problems = operations.withLock { () -> [String] in
+            guard !session.isClosed else { return [] }
+            state.withLock { $0.serviceAddresses[ObjectIdentifier(session)] = addresses }
+            var problems: [String] = []
+            for var record in state.withLock({ Array($0.records.values) }).sorted(by: { $0.identity.id < $1.identity.id })
+            where record.state == .captured && configuration.captureMode(record.mode).capturesServiceAddresses {
+                guard captureTarget(record).serviceAddresses != record.proxyServiceAddresses ?? [] else { continue }
+                do {
+                    try installCapture(&record)
+                    state.withLock { $0.records[record.identity.id] = record }
+                    logger.info("service addresses reprogrammed", metadata: [
+                        "workload": "\(record.identity.id)", "addresses": "\(record.proxyServiceAddresses ?? [])",
+                    ])
+                } catch {
+                    problems.append("\(record.identity.id): \(error)")
+                    logger.error("cannot reprogram service addresses", metadata: ["workload": "\(record.identity.id)", "error": "\(error)"])
+                }
+            }
+            do { try persist() } catch { problems.append("\(error)") }
+            return problems
+        }
+        try? session.connection.send(
+            .ack(Ack(error: problems.isEmpty ? nil : problems.joined(separator: "; "))), requestID: requestID)
+    }
+
+    /// Whether a mode's capture depends on the connected proxies, so it is installed again when
+    /// one connects.
+    private static func followsProxies(_ mode: any CaptureMode) -> Bool {
+        mode.followsProxyProcesses || mode.capturesServiceAddresses
+    }
+
     func proxyDisconnected(_ session: ProxySession, reason: String) {
-        state.withLock { $0.proxies[ObjectIdentifier(session)] = nil }
+        state.withLock {
+            $0.proxies[ObjectIdentifier(session)] = nil
+            $0.serviceAddresses[ObjectIdentifier(session)] = nil
+        }
         logger.warning("proxy disconnected; capture stays (fail-closed)", metadata: ["pid": "\(session.peerPID)", "reason": "\(reason)"])
     }
 }

@@ -1,9 +1,11 @@
 import Foundation
 import SluiceLinux
+import SluiceModel
 import Synchronization
 
 /// The agent's side of one connected proxy: sends requests and matches the proxy's acks to them
-/// by request id. A reader thread receives the acks; requests block until theirs arrives.
+/// by request id. A reader thread receives the acks (and the proxy's own `serviceAddresses`
+/// updates); requests block until theirs arrives.
 final class ProxySession: Sendable {
     private struct Pending {
         var nextRequestID: UInt32 = 1
@@ -27,18 +29,30 @@ final class ProxySession: Sendable {
         self.peerPID = peerPID
     }
 
-    /// Starts the reader; `onClose` runs once when the proxy goes away or breaks the protocol.
-    func startReader(onClose: @escaping @Sendable (_ reason: String) -> Void) {
+    /// Whether the connection has closed.
+    var isClosed: Bool { pending.withLock { $0.closed } }
+
+    /// Starts the reader. `onServiceAddresses` gets each update with its request id, on the
+    /// reader thread: it must not wait for this session's acks. `onClose` runs once when the
+    /// proxy goes away or breaks the protocol.
+    func startReader(
+        onServiceAddresses: @escaping @Sendable (_ addresses: [SocketEndpoint], _ requestID: UInt32) -> Void,
+        onClose: @escaping @Sendable (_ reason: String) -> Void
+    ) {
         Thread {
             var reason = "connection closed"
-            while true {
+            receiving: while true {
                 do {
                     guard let frame = try self.connection.receive() else { break }
-                    guard case .ack(let ack) = frame.message else {
+                    switch frame.message {
+                    case .ack(let ack):
+                        self.fulfil(frame.requestID, .success(ack))
+                    case .serviceAddresses(let update):
+                        onServiceAddresses(update.addresses, frame.requestID)
+                    default:
                         reason = "proxy sent \(frame.message) instead of an ack"
-                        break
+                        break receiving
                     }
-                    self.fulfil(frame.requestID, .success(ack))
                 } catch {
                     reason = "\(error)"
                     break

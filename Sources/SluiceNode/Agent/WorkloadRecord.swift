@@ -30,10 +30,14 @@ public struct WorkloadRecord: Codable, Equatable, Sendable {
     public var options: CaptureOptions
     public var state: WorkloadState
     public var enrolledAt: Date
+    /// For modes that capture per service: the proxies' service addresses its capture was last
+    /// installed with, so a restarted agent verifies and repairs against them before a proxy
+    /// is back. nil for other modes (and in state written before the field existed).
+    public var proxyServiceAddresses: [SocketEndpoint]?
 
     /// What the capture mode needs to install or remove this workload's rules.
     public var captureTarget: CaptureTarget {
-        CaptureTarget(netnsPath: netnsPath, options: options, workloadID: identity.id)
+        CaptureTarget(netnsPath: netnsPath, options: options, workloadID: identity.id, serviceAddresses: proxyServiceAddresses ?? [])
     }
 
     /// The message asking a proxy to serve this workload from `namespace`.

@@ -15,8 +15,9 @@ public protocol WorkloadHost: Sendable {
 }
 
 /// The proxy's link to the agent: connects, says hello as a proxy, applies every workload the
-/// agent sends and acks it, and reconnects with jittered backoff when the agent goes away
-/// (the workloads keep being served meanwhile).
+/// agent sends and acks it, tells the agent the service addresses of its configuration (in the
+/// hello, then whenever they change), and reconnects with jittered backoff when the agent goes
+/// away (the workloads keep being served meanwhile).
 public final class AgentClient: Sendable {
     private struct State {
         var socket: AgentConnection?
@@ -28,27 +29,69 @@ public final class AgentClient: Sendable {
         var parked = false
         /// The new process owns the connection: stop without shutting it down.
         var released = false
+        /// Whether the connected agent understands `serviceAddresses` (protocol 2).
+        var agentTakesServiceAddresses = false
+        var serviceAddresses: [SocketEndpoint]
+        var nextRequestID: UInt32 = 1
     }
 
     private let socketPath: String
     private let host: any WorkloadHost
     private let logger: Logger
-    private let state = Mutex(State())
+    private let state: Mutex<State>
 
-    public init(socketPath: String, host: any WorkloadHost, logger: Logger = Logger(label: "sluice.agent-client")) {
+    /// `serviceAddresses`: those of the configuration the proxy starts with.
+    public init(
+        socketPath: String, host: any WorkloadHost, serviceAddresses: [SocketEndpoint] = [],
+        logger: Logger = Logger(label: "sluice.agent-client")
+    ) {
         self.socketPath = socketPath
         self.host = host
         self.logger = logger
+        self.state = Mutex(State(serviceAddresses: serviceAddresses))
     }
 
     public var isConnected: Bool { state.withLock { $0.connected } }
 
     /// Connects to the agent; with `adopting`, first continues a session a previous proxy
     /// process had already opened (handed over on a hot upgrade).
-    public func start(adopting descriptor: CInt? = nil) {
+    /// `agentVersion` is the protocol version the agent answered that session's hello with.
+    public func start(adopting descriptor: CInt? = nil, agentVersion: UInt16 = 1) {
         let inherited = descriptor.map { AgentConnection(socket: SeqpacketSocket.adopting($0)) }
-        if let inherited { state.withLock { $0.socket = inherited; $0.connected = true } }
+        if let inherited {
+            state.withLock { state in
+                state.socket = inherited
+                state.connected = true
+                state.agentTakesServiceAddresses = agentVersion >= 2
+            }
+        }
         Thread { self.run(inherited: inherited) }.start()
+    }
+
+    /// The proxy's configuration changed: tells the agent if its service addresses did.
+    public func publishServiceAddresses(_ addresses: [SocketEndpoint]) {
+        let connection = state.withLock { state -> AgentConnection? in
+            guard state.serviceAddresses != addresses else { return nil }
+            state.serviceAddresses = addresses
+            // Not on a link a hot upgrade has paused or handed over: `resume` sends them.
+            guard !state.suspended, !state.released else { return nil }
+            return state.agentTakesServiceAddresses ? state.socket : nil
+        }
+        if let connection { send(addresses, on: connection) }
+    }
+
+    private func send(_ addresses: [SocketEndpoint], on connection: AgentConnection) {
+        let requestID = state.withLock { state in
+            defer { state.nextRequestID &+= 1 }
+            return state.nextRequestID
+        }
+        do {
+            try connection.send(.serviceAddresses(ServiceAddresses(addresses: addresses)), requestID: requestID)
+            logger.info("service addresses sent to the agent", metadata: ["addresses": "\(addresses)"])
+        } catch {
+            // The reader sees the broken connection and reconnects; the hello carries them then.
+            logger.warning("cannot send service addresses to the agent", metadata: ["error": "\(error)"])
+        }
     }
 
     public func stop() {
@@ -72,8 +115,17 @@ public final class AgentClient: Sendable {
 
     /// Reads agent messages again after `suspend`.
     public func resume() {
-        state.withLock { $0.suspended = false }
+        let pending = state.withLock { state -> (AgentConnection, [SocketEndpoint])? in
+            state.suspended = false
+            guard state.agentTakesServiceAddresses, let socket = state.socket else { return nil }
+            return (socket, state.serviceAddresses)
+        }
+        // Addresses that changed while suspended (sending the same ones again is harmless).
+        if let (connection, addresses) = pending { send(addresses, on: connection) }
     }
+
+    /// The protocol version of the agent session, for a process that continues it.
+    public var agentVersion: UInt16 { state.withLock { $0.agentTakesServiceAddresses ? 2 : 1 } }
 
     /// Lets go of the link without closing the connection: another process continues it.
     public func release() {
@@ -104,7 +156,7 @@ public final class AgentClient: Sendable {
                 logger.debug("agent link down", metadata: ["error": "\(error)"])
             }
             if state.withLock({ $0.released }) { return }
-            state.withLock { $0.connected = false; $0.socket = nil }
+            state.withLock { $0.connected = false; $0.socket = nil; $0.agentTakesServiceAddresses = false }
             if state.withLock({ $0.stopped }) { return }
             let jitter = Double.random(in: 0.5...1.0)
             Thread.sleep(forTimeInterval: Double(backoff.components.seconds) * jitter
@@ -116,22 +168,27 @@ public final class AgentClient: Sendable {
     private func connect() throws -> AgentConnection {
         let connection = AgentConnection(socket: try SeqpacketSocket.connect(path: socketPath))
         try connection.requireTrustedPeer()
-        try connection.send(.hello(Hello(role: .proxy)), requestID: 0)
+        let announced = state.withLock { $0.serviceAddresses }
+        try connection.send(.hello(Hello(role: .proxy, serviceAddresses: announced)), requestID: 0)
         guard let answer = try connection.receive() else { throw AgentProtocolError.unexpected("agent closed during hello") }
+        let agentVersion: UInt16
         switch answer.message {
-        case .helloAck:
-            break
+        case .helloAck(let ack):
+            agentVersion = ack.version ?? 1
         case .failure(let failure):
             throw AgentError("agent refused the proxy: \(failure.message)")
         default:
             throw AgentProtocolError.unexpected("expected helloAck, got \(answer.message)")
         }
-        let stopped = state.withLock { state -> Bool in
+        let (stopped, changedSince) = state.withLock { state -> (Bool, [SocketEndpoint]?) in
             state.socket = connection
             state.connected = true
-            return state.stopped
+            state.agentTakesServiceAddresses = agentVersion >= 2
+            let current = state.serviceAddresses
+            return (state.stopped, state.agentTakesServiceAddresses && current != announced ? current : nil)
         }
         if stopped { connection.close() }
+        if let changedSince { send(changedSince, on: connection) }
         logger.info("connected to agent", metadata: ["socket": "\(socketPath)"])
         return connection
     }
@@ -174,6 +231,12 @@ public final class AgentClient: Sendable {
             case .snapshotEnd:
                 host.retainWorkloads(snapshot ?? [])
                 snapshot = nil
+            case .ack(let ack):
+                // The agent's answer to a `serviceAddresses` update; nothing to answer back.
+                if let error = ack.error {
+                    logger.error("agent could not apply the service addresses", metadata: ["error": "\(error)"])
+                }
+                continue
             default:
                 throw AgentProtocolError.unexpected("agent sent \(frame.message) to a proxy")
             }

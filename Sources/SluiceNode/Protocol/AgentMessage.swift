@@ -21,8 +21,12 @@ public enum AgentMessage: Equatable, Sendable {
     case snapshotBegin(SnapshotBegin)
     /// Ends the replay: the proxy drops workloads the snapshot did not name.
     case snapshotEnd
-    /// Proxy → agent.
+    /// Either direction: the answer to one request (agent → proxy requests and the proxy's
+    /// `serviceAddresses`).
     case ack(Ack)
+    /// Proxy → agent (protocol 2): the service addresses its configuration now routes; sent when
+    /// they change. The agent answers with `ack`.
+    case serviceAddresses(ServiceAddresses)
 
     // CLI → agent; the agent answers each with `result`.
     case enroll(EnrollRequest)
@@ -30,8 +34,16 @@ public enum AgentMessage: Equatable, Sendable {
     case listWorkloads
     case result(ControlResult)
 
-    /// Protocol version spoken by this build.
-    public static let version: UInt16 = 1
+    /// Protocol version spoken by this build. 2 added `serviceAddresses` and the addresses in
+    /// `Hello`; a record's header carries the version that introduced its type, so a peer of
+    /// version 1 understands every record it can understand.
+    public static let version: UInt16 = 2
+
+    /// The protocol version that introduced this message type.
+    var introducedIn: UInt16 {
+        if case .serviceAddresses = self { return 2 }
+        return 1
+    }
 
     /// The wire type code.
     var typeCode: UInt16 {
@@ -44,6 +56,7 @@ public enum AgentMessage: Equatable, Sendable {
         case .snapshotBegin: return 12
         case .snapshotEnd: return 13
         case .ack: return 14
+        case .serviceAddresses: return 15
         case .enroll: return 20
         case .unenroll: return 21
         case .listWorkloads: return 22
@@ -67,15 +80,25 @@ public enum PeerRole: String, Codable, Sendable {
 public struct Hello: Codable, Equatable, Sendable {
     public var role: PeerRole
     public var pid: Int32
+    /// A proxy's service addresses at connection time (protocol 2; nil from older proxies).
+    public var serviceAddresses: [SocketEndpoint]?
 
-    public init(role: PeerRole, pid: Int32 = getpid()) {
+    public init(role: PeerRole, pid: Int32 = getpid(), serviceAddresses: [SocketEndpoint]? = nil) {
         self.role = role
         self.pid = pid
+        self.serviceAddresses = serviceAddresses
     }
 }
 
 public struct HelloAck: Codable, Equatable, Sendable {
     public var agentPID: Int32
+    /// The agent's protocol version; nil from version 1 agents, which know no `serviceAddresses`.
+    public var version: UInt16?
+
+    public init(agentPID: Int32, version: UInt16? = AgentMessage.version) {
+        self.agentPID = agentPID
+        self.version = version
+    }
 }
 
 public struct Failure: Codable, Equatable, Sendable {
@@ -93,6 +116,15 @@ public struct AddWorkload: Codable, Equatable, Sendable {
         self.identity = identity
         self.namespace = namespace
         self.inbound = inbound
+    }
+}
+
+/// The service addresses (VIP:port) a proxy's configuration routes, all of them.
+public struct ServiceAddresses: Codable, Equatable, Sendable {
+    public var addresses: [SocketEndpoint]
+
+    public init(addresses: [SocketEndpoint]) {
+        self.addresses = addresses
     }
 }
 

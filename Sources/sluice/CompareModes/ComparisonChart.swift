@@ -17,13 +17,16 @@ extension ComparisonReport {
                 format(row.bulk?.gigabitsPerSecond, 2), format(row.installMilliseconds), format(row.removeMilliseconds),
             ])
         }
-        var text = "kernel \(kernel), \(duration) s per run, \(connections) connections\n" + Self.align(lines)
+        var text = "kernel \(kernel), \(duration) s per run, \(connections) connections"
+            + (envoyVersion.map { ", \(Self.envoyPath): \($0)" } ?? "") + "\n" + Self.align(lines)
+        if let envoySkipped { text += "\nenvoy skipped: \(envoySkipped)" }
         for row in rows where row.failure != nil { text += "\n\(row.path): \(row.failure!)" }
         for row in rows {
             for figures in [row.keepAlive, row.newConnections].compactMap({ $0 }) where !figures.errors.isEmpty {
                 text += "\n\(row.path): wrk reported \(figures.errors)"
             }
         }
+        if let ratios = envoyRatios { text += "\n\n" + ratios }
         let counts = Array(Set(scaling.flatMap { $0.install.keys })).sorted()
         var scale = [["install / remove ms"] + counts.map { "\($0) workloads" }]
         for entry in scaling {
@@ -34,6 +37,32 @@ extension ComparisonReport {
         text += "\n\n" + Self.align(scale)
         for entry in scaling where entry.failure != nil { text += "\n\(entry.mode): \(entry.failure!)" }
         return text
+    }
+
+    /// Each capture path's figures divided by Envoy's (the same direction as the figures: above
+    /// 1 is more requests/s, but also more latency and more CPU).
+    private var envoyRatios: String? {
+        guard let envoy = envoyRow else { return nil }
+        func ratio(_ value: Double?, _ reference: Double?) -> String {
+            guard let value, let reference, reference > 0 else { return "-" }
+            return String(format: "%.2fx", value / reference)
+        }
+        var lines = [[
+            "ratio to \(Self.envoyPath)", "keep-alive rps", "p50", "p99", "CPU/req", "new-conn rps", "CPU/conn", "bulk",
+        ]]
+        for row in rows where row.path != "direct" && row.path != Self.envoyPath && row.failure == nil {
+            lines.append([
+                row.path,
+                ratio(row.keepAlive?.requestsPerSecond, envoy.keepAlive?.requestsPerSecond),
+                ratio(row.keepAlive?.p50Milliseconds, envoy.keepAlive?.p50Milliseconds),
+                ratio(row.keepAlive?.p99Milliseconds, envoy.keepAlive?.p99Milliseconds),
+                ratio(row.keepAlive?.proxyCPUMicrosecondsPerRequest, envoy.keepAlive?.proxyCPUMicrosecondsPerRequest),
+                ratio(row.newConnections?.requestsPerSecond, envoy.newConnections?.requestsPerSecond),
+                ratio(row.newConnections?.proxyCPUMicrosecondsPerRequest, envoy.newConnections?.proxyCPUMicrosecondsPerRequest),
+                ratio(row.bulk?.gigabitsPerSecond, envoy.bulk?.gigabitsPerSecond),
+            ])
+        }
+        return lines.count > 1 ? Self.align(lines) : nil
     }
 
     private static func align(_ rows: [[String]]) -> String {
@@ -47,7 +76,8 @@ extension ComparisonReport {
     }
 }
 
-/// A self-contained SVG: one horizontal bar panel per figure, one bar per path.
+/// A self-contained SVG: one horizontal bar panel per figure, one bar per path (direct grey,
+/// Envoy orange, Sluice's capture modes blue).
 struct ComparisonChart {
     let report: ComparisonReport
 
@@ -64,7 +94,7 @@ struct ComparisonChart {
     }
 
     var svg: String {
-        let panelWidth = 420.0, barHeight = 18.0, labelWidth = 90.0, columns = 2
+        let panelWidth = 420.0, barHeight = 18.0, labelWidth = 110.0, columns = 2
         let rowsPerPanel = Double(max(report.rows.count, report.scaling.count))
         let panelHeight = 40 + rowsPerPanel * (barHeight + 6)
         let panelRows = (panels.count + columns - 1) / columns
@@ -72,7 +102,7 @@ struct ComparisonChart {
         var body = """
             <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(height))" font-family="sans-serif" font-size="12">
             <rect width="100%" height="100%" fill="white"/>
-            <text x="10" y="24" font-size="15" font-weight="bold">Sluice capture modes — kernel \(escape(report.kernel)), \(report.duration) s runs, \(report.connections) connections</text>
+            <text x="10" y="24" font-size="15" font-weight="bold">Sluice capture modes and \(escape(report.envoyVersion.map { "Envoy \($0)" } ?? "no Envoy")) — kernel \(escape(report.kernel)), \(report.duration) s runs, \(report.connections) connections</text>
 
             """
         for (index, panel) in panels.enumerated() {
@@ -87,7 +117,7 @@ struct ComparisonChart {
                     continue
                 }
                 let length = max(1, (panelWidth - labelWidth - 90) * value / max(largest, 1e-9))
-                let colour = label == "direct" ? "#888888" : "#2b6cb0"
+                let colour = label == "direct" ? "#888888" : label == ComparisonReport.envoyPath ? "#dd6b20" : "#2b6cb0"
                 body += "<rect x=\"\(x + labelWidth)\" y=\"\(top)\" width=\"\(String(format: "%.1f", length))\" height=\"\(barHeight)\" fill=\"\(colour)\"/>\n"
                 body += "<text x=\"\(String(format: "%.1f", x + labelWidth + length + 4))\" y=\"\(top + 13)\">\(String(format: value < 10 ? "%.2f" : "%.0f", value))</text>\n"
             }

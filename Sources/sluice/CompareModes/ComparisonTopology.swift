@@ -63,16 +63,18 @@ final class ComparisonTopology: @unchecked Sendable {
         lock.withLock { namespaces.removeAll { $0 == name } }
     }
 
-    /// Starts a long-running program (pinned to `cpu` when given) in `namespace`, logging to a file.
+    /// Starts a long-running program (pinned to `cpu` when given) in `namespace`, logging to a
+    /// file. In the client namespace it also joins the client's cgroup unless `joinsClientCgroup`
+    /// is false (a sidecar proxy is not the application).
     @discardableResult
-    func spawn(_ name: String, in namespace: String, cpu: Int?, _ arguments: [String]) throws -> Process {
+    func spawn(_ name: String, in namespace: String, cpu: Int?, joinsClientCgroup: Bool = true, _ arguments: [String]) throws -> Process {
         let log = directory.appendingPathComponent("\(name).log")
         FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
         defer { try? handle.close() }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = command(in: namespace, cpu: cpu, arguments)
+        process.arguments = command(in: namespace, cpu: cpu, joinsClientCgroup: joinsClientCgroup, arguments)
         process.standardOutput = handle
         process.standardError = handle
         process.standardInput = FileHandle.nullDevice
@@ -88,9 +90,9 @@ final class ComparisonTopology: @unchecked Sendable {
     }
 
     /// `arguments` inside `namespace`, pinned to `cpu`, and for the client inside its cgroup.
-    private func command(in namespace: String, cpu: Int?, _ arguments: [String]) -> [String] {
+    private func command(in namespace: String, cpu: Int?, joinsClientCgroup: Bool = true, _ arguments: [String]) -> [String] {
         let entered = Self.pinned(cpu, ["nsenter", "--net=/run/netns/\(namespace)", "--"] + arguments)
-        guard namespace == client, let clientCgroup else { return entered }
+        guard namespace == client, joinsClientCgroup, let clientCgroup else { return entered }
         return ["sh", "-c", "echo $$ > \"$0/cgroup.procs\" && exec \"$@\"", clientCgroup] + entered
     }
 

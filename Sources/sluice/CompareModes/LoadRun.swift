@@ -53,8 +53,10 @@ struct LoadRun {
             "iperf3", "-c", host, "-p", "\(port)", "-t", "\(duration)", "-J",
         ])
         let cpu = proxyCPUSeconds() - before
-        guard let json = try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any],
-              let end = json["end"] as? [String: Any], let received = end["sum_received"] as? [String: Any],
+        let json = try? JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any]
+        // A failed run is still JSON, with iperf3's reason under "error".
+        if let error = json?["error"] as? String { throw CompareError("iperf3 -c \(host) -p \(port): \(error)") }
+        guard let end = json?["end"] as? [String: Any], let received = end["sum_received"] as? [String: Any],
               let bits = received["bits_per_second"] as? Double
         else { throw CompareError("cannot read iperf3's output:\n\(output.prefix(2000))") }
         let gbps = bits / 1e9

@@ -26,23 +26,39 @@ struct ComparisonReport: Codable {
     var kernel: String
     var duration: Int
     var connections: Int
+    /// `envoy --version` of the Envoy measured as a sidecar, nil when it was skipped.
+    var envoyVersion: String?
+    /// Why Envoy was not measured, nil when it was.
+    var envoySkipped: String?
     var rows: [Row]
     var scaling: [Scaling]
+
+    /// The row of the real Envoy run as a sidecar behind iptables capture.
+    static let envoyPath = "envoy (iptables)"
+
+    /// The Envoy row, when Envoy was measured and did not fail.
+    var envoyRow: Row? { rows.first { $0.path == Self.envoyPath && $0.failure == nil } }
 }
 
 /// Drives the comparison: nginx and iperf3 in the server namespace, the agent and a one-worker
-/// proxy in the node namespace (proxy on CPU 1, load on CPU 0), then each path in turn.
+/// proxy in the node namespace (proxy on CPU 1, load on CPU 0), then each path in turn. With
+/// an Envoy binary, the real Envoy is measured too, as a sidecar in the client namespace with
+/// the same bootstrap and the rules of the iptables mode (the way `Scripts/bench` runs it).
 struct ModeComparison {
     let topology: ComparisonTopology
     let duration: Int
     let connections: Int
+    /// The Envoy binary, or why Envoy is not measured.
+    let envoy: Result<String, CompareError>
     private let socketPath: String
     private let proxyPID: Int32
+    private let bootstrapPath: String
 
-    init(topology: ComparisonTopology, duration: Int, connections: Int) throws {
+    init(topology: ComparisonTopology, duration: Int, connections: Int, envoy: Result<String, CompareError>) throws {
         self.topology = topology
         self.duration = duration
         self.connections = connections
+        self.envoy = envoy
         let socketPath = topology.directory.appendingPathComponent("agent.sock").path
         self.socketPath = socketPath
         let nginx = topology.directory.appendingPathComponent("nginx.conf").path
@@ -56,6 +72,7 @@ struct ModeComparison {
         try topology.spawn("iperf3", in: topology.server, cpu: LoadRun.loadCPU, ["iperf3", "-s", "-p", "5201"])
         let bootstrap = topology.directory.appendingPathComponent("bootstrap.yaml").path
         try Self.bootstrap.write(toFile: bootstrap, atomically: true, encoding: .utf8)
+        bootstrapPath = bootstrap
         let binary = CommandLine.arguments[0].hasPrefix("/")
             ? CommandLine.arguments[0] : (CommandRunner.locate(CommandLine.arguments[0]) ?? CommandLine.arguments[0])
         try topology.spawn("agent", in: topology.node, cpu: nil, [
@@ -77,10 +94,20 @@ struct ModeComparison {
 
     func run(modes: [CaptureModeName], workloadCounts: [Int]) -> ComparisonReport {
         var rows = [measure(path: "direct", mode: nil)]
+        var envoyVersion: String?, envoySkipped: String?
+        switch envoy {
+        case .success(let binary):
+            envoyVersion = Self.envoyVersion(binary)
+            rows.append(measureEnvoy(binary))
+        case .failure(let reason):
+            envoySkipped = reason.description
+        }
         for mode in modes { rows.append(measure(path: mode.rawValue, mode: mode)) }
         let scaling = modes.map { scale($0, counts: workloadCounts) }
         let kernel = (try? CommandRunner.check(["uname", "-r"]))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
-        return ComparisonReport(kernel: kernel, duration: duration, connections: connections, rows: rows, scaling: scaling)
+        return ComparisonReport(
+            kernel: kernel, duration: duration, connections: connections, envoyVersion: envoyVersion, envoySkipped: envoySkipped,
+            rows: rows, scaling: scaling)
     }
 
     private func measure(path: String, mode: CaptureModeName?) -> ComparisonReport.Row {
@@ -95,11 +122,7 @@ struct ModeComparison {
             let explicit = mode == CaptureModeName.none
             let host = explicit ? "127.0.0.1" : ComparisonTopology.serverAddress
             let url = "http://\(host):\(explicit ? 15010 : 8080)/"
-            let load = LoadRun(topology: topology, duration: duration, connections: connections, proxyPID: mode == nil ? nil : proxyPID)
-            _ = try topology.exec(topology.client, ["wrk", "-t1", "-c4", "-d1s", url])  // warm-up
-            row.keepAlive = try load.requests(url: url, newConnections: false)
-            row.newConnections = try load.requests(url: url, newConnections: true)
-            row.bulk = try load.bulk(host: host, port: explicit ? 15011 : 5201)
+            try load(into: &row, url: url, bulkHost: host, bulkPort: explicit ? 15011 : 5201, proxyPID: mode == nil ? nil : proxyPID)
             if mode != nil {
                 row.removeMilliseconds = try Self.milliseconds { try unenroll(clientNetns) }
             }
@@ -108,6 +131,56 @@ struct ModeComparison {
             if mode != nil { try? unenroll("/run/netns/\(topology.client)") }
         }
         return row
+    }
+
+    /// The real Envoy as a sidecar in the client namespace (one worker, pinned like Sluice's proxy),
+    /// with the same bootstrap and the iptables mode's rules installed directly (no agent): its
+    /// upstream sockets carry the proxy mark through `upstream_bind_config`, so they are not
+    /// captured again. No install or remove time: a sidecar's rules are not an enrollment.
+    private func measureEnvoy(_ binary: String) -> ComparisonReport.Row {
+        var row = ComparisonReport.Row(path: ComparisonReport.envoyPath)
+        let target = CaptureTarget(netnsPath: "/run/netns/\(topology.client)")
+        let rules = CaptureModes.make(.iptables)
+        var envoyProcess: Process?
+        do {
+            try rules.install(target)
+            // Not in the client's cgroup: Envoy is the proxy here, not the application.
+            let process = try topology.spawn("envoy", in: topology.client, cpu: 1, joinsClientCgroup: false, [
+                binary, "-c", bootstrapPath, "--concurrency", "1", "--log-level", "warning", "--disable-hot-restart",
+            ])
+            envoyProcess = process
+            try Self.waitFor("Envoy's admin /ready in the client namespace", timeout: 60) {
+                guard process.isRunning else { return false }
+                return (try? topology.exec(topology.client, ["curl", "-s", "http://127.0.0.1:15000/ready"]))?.hasPrefix("LIVE") == true
+            }
+            try load(
+                into: &row, url: "http://\(ComparisonTopology.serverAddress):8080/", bulkHost: ComparisonTopology.serverAddress,
+                bulkPort: 5201, proxyPID: process.processIdentifier)
+            topology.stop(process)
+            try rules.remove(target)
+        } catch {
+            row.failure = "\(error)"
+            if let envoyProcess { topology.stop(envoyProcess) }
+            try? rules.remove(target)
+        }
+        return row
+    }
+
+    /// `1.40.0` from `envoy --version` (`…  version: <sha>/1.40.0/Clean/RELEASE/BoringSSL`).
+    private static func envoyVersion(_ binary: String) -> String? {
+        guard let output = try? CommandRunner.check([binary, "--version"]),
+              let range = output.range(of: "version:") else { return nil }
+        let fields = output[range.upperBound...].trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "/")
+        return fields.count > 1 ? String(fields[1]) : fields.first.map(String.init)
+    }
+
+    /// The three load runs (after a warm-up) through one path.
+    private func load(into row: inout ComparisonReport.Row, url: String, bulkHost: String, bulkPort: Int, proxyPID: Int32?) throws {
+        let load = LoadRun(topology: topology, duration: duration, connections: connections, proxyPID: proxyPID)
+        _ = try topology.exec(topology.client, ["wrk", "-t1", "-c4", "-d1s", url])  // warm-up
+        row.keepAlive = try load.requests(url: url, newConnections: false)
+        row.newConnections = try load.requests(url: url, newConnections: true)
+        row.bulk = try load.bulk(host: bulkHost, port: bulkPort)
     }
 
     /// Enrolls `count` fresh namespaces one after the other, then unenrolls them, timing both.
@@ -162,7 +235,10 @@ struct ModeComparison {
     }
 
     /// Capture listeners relaying to original destinations, plus the listeners a `none`-mode
-    /// application addresses: 127.0.0.1:15010 → nginx, 127.0.0.1:15011 → iperf3.
+    /// application addresses: 127.0.0.1:15010 → nginx, 127.0.0.1:15011 → iperf3. Sluice and
+    /// Envoy both start from it; the passthrough clusters' `upstream_bind_config` puts the proxy
+    /// mark (SO_MARK, 0x539) on Envoy's upstream sockets so the capture rules skip them (Sluice
+    /// marks its sockets anyway).
     static var bootstrap: String {
         func explicit(_ name: String, _ port: Int, upstreamPort: Int) -> (listener: String, cluster: String) {
             ("""
@@ -196,6 +272,7 @@ struct ModeComparison {
                     typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: \(name), cluster: \(cluster) }
             """
         }
+        let markedUpstream = "upstream_bind_config: { socket_options: [{ level: 1, name: 36, int_value: \(CaptureDefaults.proxyMark), state: STATE_PREBIND }] }"
         let web = explicit("explicit_web", 15010, upstreamPort: 8080), bulk = explicit("explicit_bulk", 15011, upstreamPort: 5201)
         return """
             admin:
@@ -207,8 +284,8 @@ struct ModeComparison {
             \(web.listener)
             \(bulk.listener)
               clusters:
-              - { name: passthrough, type: ORIGINAL_DST, lb_policy: CLUSTER_PROVIDED, connect_timeout: 2s }
-              - { name: inbound_passthrough, type: ORIGINAL_DST, lb_policy: CLUSTER_PROVIDED, connect_timeout: 2s }
+              - { name: passthrough, type: ORIGINAL_DST, lb_policy: CLUSTER_PROVIDED, connect_timeout: 2s, \(markedUpstream) }
+              - { name: inbound_passthrough, type: ORIGINAL_DST, lb_policy: CLUSTER_PROVIDED, connect_timeout: 2s, \(markedUpstream) }
             \(web.cluster)
             \(bulk.cluster)
             """
