@@ -188,6 +188,9 @@ extension ProxyRunner {
         logger: Logger
     ) async throws -> Takeover.Outcome {
         let inherited = server.inherited!
+        for rejected in inherited.rejected {
+            logger.warning("inherited descriptor is not a listening TCP socket; closed", metadata: ["socket": "\(rejected)"])
+        }
         for unclaimed in inherited.closeUnclaimed() {
             logger.warning("inherited listening socket not in this configuration; closed", metadata: ["socket": "\(unclaimed)"])
         }
