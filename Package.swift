@@ -155,7 +155,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SluiceEndToEndTests",
-            dependencies: ["SluiceModel"],
+            dependencies: ["SluiceModel", "CSluiceLinux"],
             resources: [.copy("Tools")],
             swiftSettings: swiftSettings
         ),

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <spawn.h>
 #include <unistd.h>
 
 // From linux/netfilter_ipv4.h and linux/netfilter_ipv6/ip6_tables.h, which clash with netinet/in.h.
@@ -175,4 +176,12 @@ int sluice_file_identity(int fd, uint64_t *device, uint64_t *inode) {
     *device = (uint64_t)status.st_dev;
     *inode = (uint64_t)status.st_ino;
     return 0;
+}
+
+int sluice_pipe_cloexec(int fds[2]) {
+    return pipe2(fds, O_CLOEXEC) == 0 ? 0 : -errno;
+}
+
+int sluice_spawn_close_from(posix_spawn_file_actions_t *actions, int lowest) {
+    return posix_spawn_file_actions_addclosefrom_np(actions, lowest);
 }

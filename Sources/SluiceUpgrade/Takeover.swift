@@ -92,8 +92,8 @@ public final class Takeover: Sendable {
         let upgrade = inventory.hasUpgradeListener ? SeqpacketSocket.adopting(rest.removeFirst()) : nil
         return Inheritance(
             build: inventory.build, listeners: listeners, workloads: workloads, admin: admin, agent: agent,
-            agentVersion: inventory.agentVersion,
-            upgradeListener: upgrade, xds: inventory.xds, workloadXDS: inventory.workloadXDS)
+            agentVersion: inventory.agentVersion ?? 1,
+            upgradeListener: upgrade, xds: inventory.xds, workloadXDS: inventory.workloadXDS ?? [:])
     }
 
     /// Tells the old process that every inherited listener is served here.

@@ -65,13 +65,15 @@ public enum UpgradeMessage: Sendable, Equatable {
         public var workloads: [Workload]
         public var hasAdmin: Bool
         public var hasAgent: Bool
-        /// The agent protocol version of the handed-over agent session.
-        public var agentVersion: UInt16 = 1
+        /// The agent protocol version of the handed-over agent session (absent: 1). Fields
+        /// added within a protocol version are optional, so a build that lacks them still
+        /// hands over to one that has them and back.
+        public var agentVersion: UInt16?
         public var hasUpgradeListener: Bool
         /// The xDS state, encoded by the proxy's assembly (opaque here).
         public var xds: Data?
         /// Each workload's own xDS state (per-workload xDS), by workload id.
-        public var workloadXDS: [String: Data] = [:]
+        public var workloadXDS: [String: Data]?
 
         /// How many descriptors travel with this inventory.
         public var descriptorCount: Int {

@@ -167,22 +167,27 @@ struct UpgradeSetup {
         try finish(try startUpgrade(to: binary))
     }
 
-    func startUpgrade(to binary: String) throws -> Process {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: SluiceUnderTest.binary)
-        process.arguments = ["upgrade", "--binary", binary, "--upgrade-socket", upgradeSocket]
-        process.standardOutput = Pipe()
-        process.standardError = process.standardOutput
-        try process.run()
-        return process
+    /// A running `sluice upgrade`, its output collected until it exits.
+    struct PendingUpgrade {
+        let child: ChildProcess
+        let output: FileHandle
     }
 
-    func finish(_ process: Process) throws -> Outcome {
-        let output = String(decoding: (process.standardOutput as! Pipe).fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
+    func startUpgrade(to binary: String) throws -> PendingUpgrade {
+        let pipe = try closeOnExecPipe()
+        defer { close(pipe.write) }
+        let child = try ChildProcess(
+            [SluiceUnderTest.binary, "upgrade", "--binary", binary, "--upgrade-socket", upgradeSocket], stdout: pipe.write,
+            stderr: pipe.write)
+        return PendingUpgrade(child: child, output: FileHandle(fileDescriptor: pipe.read, closeOnDealloc: true))
+    }
+
+    func finish(_ pending: PendingUpgrade) throws -> Outcome {
+        let output = String(decoding: pending.output.readDataToEndOfFile(), as: UTF8.self)
+        let status = pending.child.terminationStatus
         // "upgraded: new proxy pid N, M connection(s) migrated"
         let numbers = output.split(whereSeparator: { !$0.isNumber }).compactMap { Int($0) }
-        let succeeded = process.terminationStatus == 0 && output.hasPrefix("upgraded")
+        let succeeded = status == 0 && output.hasPrefix("upgraded")
         let pid = succeeded ? Int32(numbers.first ?? 0) : 0
         if pid > 0 { topology.adopt(pid: pid) }
         return Outcome(succeeded: succeeded, output: output, pid: pid, migrated: succeeded ? numbers.dropFirst().first ?? 0 : 0)

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/socket.h>
+#include <spawn.h>
 
 /// Socket mark carried by every proxy socket so that capture rules skip it.
 #define SLUICE_PROXY_MARK 0x539
@@ -56,5 +57,12 @@ int sluice_unix_connect(int fd, const char *path);
 
 /// Device and inode of the namespace file behind `fd`: the namespace's identity. 0 or -errno.
 int sluice_file_identity(int fd, uint64_t *device, uint64_t *inode);
+
+/// A pipe with both ends close-on-exec (pipe2, a GNU extension Swift does not see). 0 or -errno.
+int sluice_pipe_cloexec(int fds[2]);
+
+/// Adds "close every descriptor from `lowest` up" to posix_spawn file actions (glibc's
+/// closefrom action, a GNU extension). 0 or an errno value.
+int sluice_spawn_close_from(posix_spawn_file_actions_t *actions, int lowest);
 
 #endif

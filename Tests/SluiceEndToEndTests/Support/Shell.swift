@@ -12,29 +12,32 @@ enum Shell {
     /// Runs a command to completion; stdin is empty.
     @discardableResult
     static func run(_ arguments: [String], timeout: TimeInterval = 120) throws -> Output {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        let stdout = Pipe()
-        let stderr = Pipe()
-        process.standardOutput = stdout
-        process.standardError = stderr
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        let stdout = try closeOnExecPipe()
+        let stderr = try closeOnExecPipe()
+        let child: ChildProcess
+        do {
+            child = try ChildProcess(arguments, stdout: stdout.write, stderr: stderr.write)
+        } catch {
+            for fd in [stdout.read, stdout.write, stderr.read, stderr.write] { close(fd) }
+            throw error
+        }
+        close(stdout.write)
+        close(stderr.write)
         let errorData = ReaderBox()
-        let errorThread = Thread { errorData.set(stderr.fileHandleForReading.readDataToEndOfFile()) }
+        let errorThread = Thread { errorData.set(FileHandle(fileDescriptor: stderr.read, closeOnDealloc: true).readDataToEndOfFile()) }
         errorThread.start()
+        let output = FileHandle(fileDescriptor: stdout.read, closeOnDealloc: true).readDataToEndOfFile()
         let deadline = Date().addingTimeInterval(timeout)
-        let output = stdout.fileHandleForReading.readDataToEndOfFile()
-        while process.isRunning {
+        while child.isRunning {
             if Date() > deadline {
-                kill(process.processIdentifier, SIGKILL)
+                kill(child.pid, SIGKILL)
+                child.waitUntilExit()
                 throw ShellError("timed out after \(Int(timeout))s: \(arguments.joined(separator: " "))")
             }
             usleep(10_000)
         }
         return Output(
-            status: process.terminationStatus,
+            status: child.terminationStatus,
             stdout: String(decoding: output, as: UTF8.self),
             stderr: String(decoding: errorData.wait(), as: UTF8.self))
     }
@@ -52,25 +55,19 @@ enum Shell {
 
 /// A long-running process started by a test; its output goes to a log file.
 final class BackgroundProcess: @unchecked Sendable {
-    let process: Process
+    let process: ChildProcess
     let logFile: URL
     let name: String
 
     init(_ arguments: [String], name: String, logDirectory: URL) throws {
         self.name = name
         logFile = logDirectory.appendingPathComponent("\(name).log")
-        FileManager.default.createFile(atPath: logFile.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: logFile)
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        process.standardOutput = handle
-        process.standardError = handle
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        let log = open(logFile.path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0o644)
+        guard log >= 0 else { throw ShellError("cannot create \(logFile.path): \(String(cString: strerror(errno)))") }
         // The child has its own copy; keeping ours would hold a descriptor per process.
-        try? handle.close()
-        Self.record(process.processIdentifier)
+        defer { close(log) }
+        process = try ChildProcess(arguments, stdout: log, stderr: log)
+        Self.record(process.pid)
     }
 
     /// Appends the PID and its start time to `$SLUICE_E2E_PIDFILE`, so Scripts/test can end
@@ -92,7 +89,7 @@ final class BackgroundProcess: @unchecked Sendable {
         }
     }
 
-    var pid: Int32 { process.processIdentifier }
+    var pid: Int32 { process.pid }
     var isRunning: Bool { process.isRunning }
     var log: String { (try? String(contentsOf: logFile, encoding: .utf8)) ?? "" }
 
