@@ -163,7 +163,13 @@ final class Topology: @unchecked Sendable {
     /// rmdir once the processes ended by `teardown` have left (their exit is asynchronous).
     private static func removeCgroup(_ path: String) {
         let deadline = Date().addingTimeInterval(5)
-        while rmdir(path) != 0, errno == EBUSY, Date() < deadline { usleep(20_000) }
+        while rmdir(path) != 0, errno == EBUSY, Date() < deadline {
+            // Whatever is still in a cgroup this test created descends from the test's own
+            // processes (a crash backtracer a killed proxy left behind, say): end it.
+            let members = (try? String(contentsOfFile: "\(path)/cgroup.procs", encoding: .utf8)) ?? ""
+            for pid in members.split(separator: "\n").compactMap({ Int32($0) }) { kill(pid, SIGKILL) }
+            usleep(20_000)
+        }
     }
 
     /// The logs of every process, for failure messages.
