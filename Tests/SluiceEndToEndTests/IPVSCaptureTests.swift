@@ -210,38 +210,11 @@ struct IPVSCaptureTests {
             let app = try topology.addHost("app")
             let server = try topology.addHost("srv")
             try Self.addServiceRoutes(topology, app)
-            let bootstrap = """
-                admin:
-                  address: { socket_address: { address: 127.0.0.1, port_value: 15000 } }
-                dynamic_resources:
-                  ads_config:
-                    api_type: GRPC
-                    transport_api_version: V3
-                    grpc_services:
-                    - envoy_grpc: { cluster_name: xds, retry_policy: { retry_back_off: { base_interval: 0.1s, max_interval: 1s } } }
-                  lds_config: { ads: {}, resource_api_version: V3 }
-                  cds_config: { ads: {}, resource_api_version: V3 }
-                static_resources:
-                  clusters:
-                  - name: xds
-                    type: STATIC
-                    connect_timeout: 1s
-                    load_assignment:
-                      cluster_name: xds
-                      endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: 18000 } } } }] }]
-                """
-            let sluice = try SluiceUnderTest(topology: topology, config: bootstrap)
-            let xdsServer = try topology.spawn("xds-server", in: sluice.node, [
-                XDSHarness.python, XDSHarness.server, "--grpc", "127.0.0.1:18000", "--control", "127.0.0.1:18001",
-            ])
+            let sluice = try SluiceUnderTest(topology: topology, config: XDSHarness.nodeBootstrap)
             // Importing grpcio and the Envoy protos takes minutes in the VM (TCG, files over 9p).
-            try eventually("xds server ready", timeout: 120) { xdsServer.log.contains("ready") }
+            _ = try XDSHarness.startNodeControlPlane(topology, in: sluice.node, readyTimeout: 120)
             func push(_ type: String, _ version: String, _ resources: [String]) throws {
-                let body = "{\"type\": \"\(type)\", \"version\": \"\(version)\", \"resources\": [\(resources.joined(separator: ","))]}"
-                let reply = try topology.exec(sluice.node, [
-                    "curl", "-sS", "-X", "POST", "http://127.0.0.1:18001/resources", "-H", "Content-Type: application/json", "--data-binary", body,
-                ])
-                #expect(!reply.contains("error"), "\(reply)")
+                try XDSHarness.push(topology, in: sluice.node, type, version, resources)
             }
             let typePrefix = XDSHarness.typePrefix
             let capture = """

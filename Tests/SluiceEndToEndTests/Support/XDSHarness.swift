@@ -144,11 +144,11 @@ final class XDSHarness: @unchecked Sendable {
         """
 
     /// Starts the management server of `nodeBootstrap` (gRPC 18000, control 18001) in `namespace`.
-    static func startNodeControlPlane(_ topology: Topology, in namespace: String) throws -> BackgroundProcess {
+    static func startNodeControlPlane(_ topology: Topology, in namespace: String, readyTimeout: TimeInterval = 30) throws -> BackgroundProcess {
         let server = try topology.spawn("xds-server", in: namespace, [
             python, Self.server, "--grpc", "127.0.0.1:18000", "--control", "127.0.0.1:18001",
         ])
-        try eventually("xds server ready", timeout: 30) { server.log.contains("ready") }
+        try eventually("xds server ready", timeout: readyTimeout) { server.log.contains("ready") }
         return server
     }
 
