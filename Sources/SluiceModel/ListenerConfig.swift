@@ -99,6 +99,7 @@ public struct FilterChain: Hashable, Sendable {
 /// The terminal network filter of a chain.
 public enum NetworkFilter: Hashable, Sendable {
     case tcpProxy(TCPProxyConfig)
+    case httpConnectionManager(HTTPConnectionManagerConfig)
 }
 
 /// The subset of Envoy's `FilterChainMatch` that applies to plain TCP connections.

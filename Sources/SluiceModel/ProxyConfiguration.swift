@@ -4,17 +4,21 @@ public struct ProxyConfiguration: Hashable, Sendable {
     public var admin: AdminConfig?
     public var listeners: [ListenerConfig]
     public var clusters: [ClusterConfig]
+    /// Route configurations received over RDS, by name.
+    public var routeConfigurations: [String: RouteConfiguration]
 
     public init(
         node: NodeIdentity = NodeIdentity(),
         admin: AdminConfig? = nil,
         listeners: [ListenerConfig] = [],
-        clusters: [ClusterConfig] = []
+        clusters: [ClusterConfig] = [],
+        routeConfigurations: [String: RouteConfiguration] = [:]
     ) {
         self.node = node
         self.admin = admin
         self.listeners = listeners
         self.clusters = clusters
+        self.routeConfigurations = routeConfigurations
     }
 
     /// Listeners that become per-workload capture listeners, by role.
