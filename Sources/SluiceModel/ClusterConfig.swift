@@ -11,6 +11,9 @@ public struct ClusterConfig: Hashable, Sendable {
     /// `SO_MARK` for upstream sockets from `upstream_bind_config.socket_options`; nil keeps the
     /// proxy's own mark.
     public var upstreamMark: UInt32?
+    /// The protocol HTTP requests use toward the hosts.
+    public var upstreamHTTPProtocol: UpstreamHTTPProtocolOption
+    public var upstreamHTTP2: HTTP2ProtocolOptions
 
     /// How the cluster's hosts are found.
     public enum Discovery: Hashable, Sendable {
@@ -33,8 +36,12 @@ public struct ClusterConfig: Hashable, Sendable {
         loadAssignment: LoadAssignment = LoadAssignment(),
         perConnectionBufferLimitBytes: Int = 1 << 20,
         healthyPanicThresholdPercent: Double = 50,
-        upstreamMark: UInt32? = nil
+        upstreamMark: UInt32? = nil,
+        upstreamHTTPProtocol: UpstreamHTTPProtocolOption = .http1,
+        upstreamHTTP2: HTTP2ProtocolOptions = HTTP2ProtocolOptions()
     ) {
+        self.upstreamHTTPProtocol = upstreamHTTPProtocol
+        self.upstreamHTTP2 = upstreamHTTP2
         self.name = name
         self.discovery = discovery
         self.connectTimeout = connectTimeout
@@ -44,6 +51,14 @@ public struct ClusterConfig: Hashable, Sendable {
         self.healthyPanicThresholdPercent = healthyPanicThresholdPercent
         self.upstreamMark = upstreamMark
     }
+}
+
+/// Which HTTP version requests to a cluster use (`HttpProtocolOptions`).
+public enum UpstreamHTTPProtocolOption: Hashable, Sendable {
+    case http1
+    case http2
+    /// `use_downstream_protocol_config`: the version the request came in.
+    case useDownstream
 }
 
 /// Envoy's `DnsLookupFamily`.

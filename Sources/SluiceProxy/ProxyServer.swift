@@ -19,6 +19,8 @@ public final class ProxyServer: Sendable {
 
     public let stats: StatsStore
     public let clusters: ClusterManager
+    /// What the HTTP connection managers share (pools, RDS route tables, draining).
+    public let http: HTTPRuntime
     public let group: MultiThreadedEventLoopGroup
     private let configurationBox: NIOLockedValueBox<ProxyConfiguration>
     private let tables: ListenerTableSource
@@ -64,7 +66,15 @@ public final class ProxyServer: Sendable {
         self.drainTime = TimeAmount(drainTime)
         self.logger = logger
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, workerThreads))
-        self.tables = ListenerTableSource(ListenerTable(configs: configuration.listeners, store: stats))
+        let http = HTTPRuntime(store: stats)
+        self.http = http
+        do {
+            try http.routeTables.update(configuration.routeConfigurations)
+        } catch {
+            logger.error("route configurations: \(error)")
+        }
+        self.tables = ListenerTableSource(
+            ListenerTable(configs: configuration.listeners, store: stats, http: http, logger: logger))
         self.clusters = ClusterManager(
             configs: configuration.clusters, store: stats, resolverPool: resolverPool, logger: logger)
         self.hostScope = AcceptScope(
@@ -94,7 +104,13 @@ public final class ProxyServer: Sendable {
         await changes.runIgnoringErrors {
             let previous = self.tables.current
             await self.clusters.update(configuration.clusters)
-            let table = ListenerTable(configs: configuration.listeners, store: self.stats, previous: previous)
+            do {
+                try self.http.routeTables.update(configuration.routeConfigurations)
+            } catch {
+                self.logger.error("route configurations: \(error)")
+            }
+            let table = ListenerTable(
+                configs: configuration.listeners, store: self.stats, http: self.http, logger: self.logger, previous: previous)
             self.tables.replace(with: table)
             self.configurationBox.withLockedValue { $0 = configuration }
             try? await self.reconcileHostBindings(table, strict: false)
@@ -145,7 +161,8 @@ public final class ProxyServer: Sendable {
                 try await clusters.start(on: self.group.next()).get()
                 scope = AcceptScope(
                     socketFactory: SocketFactory(namespace: namespace, inbound: inbound), workloadStats: workloadStats,
-                    tables: ListenerTableSource(ListenerTable(configs: configuration.listeners, store: self.stats)),
+                    tables: ListenerTableSource(ListenerTable(
+                        configs: configuration.listeners, store: self.stats, http: self.http, logger: self.logger)),
                     clusters: clusters)
             } else {
                 scope = AcceptScope(
@@ -176,7 +193,9 @@ public final class ProxyServer: Sendable {
             }
             box.withLockedValue { $0 = configuration }
             await runtime.scope.clusters.update(configuration.clusters)
-            let table = ListenerTable(configs: configuration.listeners, store: self.stats, previous: runtime.scope.tables.current)
+            let table = ListenerTable(
+                configs: configuration.listeners, store: self.stats, http: self.http, logger: self.logger,
+                previous: runtime.scope.tables.current)
             runtime.scope.tables.replace(with: table)
             try? await self.reconcileCaptureBindings(runtime, table: table, strict: false)
         }

@@ -120,6 +120,14 @@ final class TestClient: @unchecked Sendable {
         }
     }
 
+    /// Reads what is available (at least one byte), up to `limit`; empty at end of stream.
+    func readSome(_ limit: Int) throws -> [UInt8] {
+        var buffer = [UInt8](repeating: 0, count: limit)
+        let received = recv(fd, &buffer, limit, 0)
+        guard received >= 0 else { throw TestError("recv failed: \(errno)") }
+        return Array(buffer[0..<received])
+    }
+
     /// Reads exactly `count` bytes.
     func read(_ count: Int) throws -> [UInt8] {
         var result: [UInt8] = []

@@ -46,7 +46,7 @@ public struct HTTPConnectionManagerConfig: Hashable, Sendable {
     public var upgradeTypes: [String: Bool]
     public var normalizePath: Bool
     public var mergeSlashes: Bool
-    public var http2: HTTP2Settings
+    public var http2: HTTP2ProtocolOptions
     public var accessLogs: [AccessLogConfig]
     /// Requests from addresses this CIDR list names count as internal (`x-envoy-internal`).
     public var internalAddresses: [CIDRRange]?
@@ -66,7 +66,7 @@ public struct HTTPConnectionManagerConfig: Hashable, Sendable {
         maxConnectionDuration: Duration? = nil, maxRequestsPerConnection: Int? = nil, maxRequestHeadersKB: Int = 60,
         maxRequestHeadersCount: Int = 100, drainTimeout: Duration = .seconds(5), delayedCloseTimeout: Duration = .seconds(1),
         upgradeTypes: [String: Bool] = [:], normalizePath: Bool = false, mergeSlashes: Bool = false,
-        http2: HTTP2Settings = HTTP2Settings(), accessLogs: [AccessLogConfig] = [], internalAddresses: [CIDRRange]? = nil,
+        http2: HTTP2ProtocolOptions = HTTP2ProtocolOptions(), accessLogs: [AccessLogConfig] = [], internalAddresses: [CIDRRange]? = nil,
         forwardClientCertDetails: Bool = false
     ) {
         self.statPrefix = statPrefix
@@ -108,7 +108,7 @@ public struct HTTPConnectionManagerConfig: Hashable, Sendable {
 }
 
 /// `http2_protocol_options` (downstream or upstream).
-public struct HTTP2Settings: Hashable, Sendable {
+public struct HTTP2ProtocolOptions: Hashable, Sendable {
     public var maxConcurrentStreams: Int
     public var initialStreamWindowSize: Int
     public var initialConnectionWindowSize: Int

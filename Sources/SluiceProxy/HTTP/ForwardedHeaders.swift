@@ -1,0 +1,101 @@
+import Foundation
+import NIOHTTP1
+import SluiceModel
+
+/// The connection manager's request header processing before routing, as Envoy's: hop-by-hop
+/// headers, `x-forwarded-for`/`-proto`, `x-envoy-internal`, `x-envoy-external-address`,
+/// `x-request-id`, and the removal of Envoy's control headers from external requests.
+struct ForwardedHeaders {
+    /// Envoy's control headers, only honoured from internal clients.
+    static let internalControlHeaders: [String] = [
+        "x-envoy-decorator-operation", "x-envoy-downstream-service-cluster", "x-envoy-downstream-service-node",
+        "x-envoy-expected-rq-timeout-ms", "x-envoy-external-address", "x-envoy-force-trace",
+        "x-envoy-hedge-on-per-try-timeout", "x-envoy-internal", "x-envoy-ip-tags", "x-envoy-max-retries",
+        "x-envoy-retry-grpc-on", "x-envoy-retry-on", "x-envoy-retriable-status-codes", "x-envoy-retriable-header-names",
+        "x-envoy-upstream-alt-stat-name", "x-envoy-upstream-rq-per-try-timeout-ms",
+        "x-envoy-upstream-rq-timeout-alt-response", "x-envoy-upstream-rq-timeout-ms", "x-envoy-upstream-stream-duration-ms",
+    ]
+
+    static let hopByHop: [String] = ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"]
+
+    /// Removes hop-by-hop headers and those the `Connection` header names. `te` survives only
+    /// as `trailers`.
+    static func removeHopByHop(_ headers: inout HTTPHeaders, keepUpgrade: Bool = false) {
+        for value in headers["connection"] {
+            for token in value.split(separator: ",") {
+                let name = token.trimmingCharacters(in: .whitespaces).lowercased()
+                if keepUpgrade, name == "upgrade" { continue }
+                if !name.isEmpty, name != "close", name != "keep-alive" { headers.remove(name: name) }
+            }
+        }
+        for name in hopByHop where !(keepUpgrade && (name == "upgrade" || name == "connection")) {
+            headers.remove(name: name)
+        }
+        if headers.contains(name: "te") {
+            let trailers = headers["te"].contains { $0.lowercased().contains("trailers") }
+            headers.remove(name: "te")
+            if trailers { headers.add(name: "te", value: "trailers") }
+        }
+    }
+
+    /// Whether an address counts as internal (RFC 1918, loopback, unique local IPv6), Envoy's default.
+    static func isInternal(_ address: IPAddress) -> Bool {
+        let candidate = address.unmappingIPv4
+        let ranges = candidate.isV4
+            ? ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8"]
+            : ["fd00::/8", "::1/128"]
+        return ranges.contains { CIDRRange($0)?.contains(candidate) ?? false }
+    }
+
+    /// Applies the connection manager's processing to `request` (its headers and `remote`).
+    static func apply(to request: inout HTTPRequestContext, config: HTTPConnectionManagerConfig, internalOnly: [String]) {
+        var headers = request.headers
+        removeHopByHop(&headers)
+        let directAddress = request.directRemote.address.unmappingIPv4
+        var isInternalRequest: Bool
+        if config.useRemoteAddress {
+            isInternalRequest = isInternal(directAddress)
+            request.remote = request.directRemote
+            if !config.skipXFFAppend {
+                appendForwardedFor(&headers, address: directAddress.description)
+            }
+        } else {
+            // The client is the address `xff_num_trusted_hops` from the right of XFF.
+            let chain = headers["x-forwarded-for"].flatMap { $0.split(separator: ",") }
+                .map { $0.trimmingCharacters(in: .whitespaces) }
+            let index = chain.count - 1 - config.xffNumTrustedHops
+            if index >= 0, let address = IPAddress(chain[index]) {
+                request.remote = SocketEndpoint(address: address, port: 0)
+            }
+            isInternalRequest = chain.count == 1 && IPAddress(chain[0]).map(isInternal) == true
+        }
+        if let configured = config.internalAddresses {
+            isInternalRequest = configured.contains { $0.contains(request.remote.address) }
+        }
+        let edge = config.useRemoteAddress && !isInternalRequest
+        if edge {
+            for name in internalControlHeaders { headers.remove(name: name) }
+            headers.replaceOrAdd(name: "x-envoy-external-address", value: directAddress.description)
+        } else {
+            headers.remove(name: "x-envoy-internal")
+        }
+        if isInternalRequest { headers.replaceOrAdd(name: "x-envoy-internal", value: "true") }
+        if !isInternalRequest { for name in internalOnly { headers.remove(name: name) } }
+        if config.useRemoteAddress || !headers.contains(name: "x-forwarded-proto") {
+            headers.replaceOrAdd(name: "x-forwarded-proto", value: request.scheme)
+        }
+        if config.generateRequestID {
+            let keep = headers.contains(name: "x-request-id") && (!edge || config.preserveExternalRequestID)
+            if !keep { headers.replaceOrAdd(name: "x-request-id", value: UUID().uuidString.lowercased()) }
+        }
+        if let via = config.via { headers.add(name: "via", value: via) }
+        request.headers = headers
+    }
+
+    private static func appendForwardedFor(_ headers: inout HTTPHeaders, address: String) {
+        let existing = headers["x-forwarded-for"]
+        headers.remove(name: "x-forwarded-for")
+        let joined = (existing + [address]).joined(separator: ",")
+        headers.add(name: "x-forwarded-for", value: joined)
+    }
+}

@@ -1,0 +1,144 @@
+import NIOCore
+import NIOHTTP1
+import NIOHTTP2
+import SluiceModel
+
+/// Installs the downstream HTTP codec on an accepted connection: HTTP/1.1, HTTP/2 with prior
+/// knowledge (h2c), or, for `codec_type: AUTO`, whichever the first bytes show.
+enum HTTPCodecSetup {
+    static let http2Preface: [UInt8] = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
+
+    static func install(on channel: any Channel, manager: CompiledHTTPConnectionManager, connection: @escaping (Bool) -> HTTPDownstreamConnection) throws {
+        try channel.syncOptions?.setOption(.autoRead, value: true)
+        switch manager.config.codecType {
+        case .http1: try installHTTP1(on: channel, manager: manager, connection: connection(false))
+        case .http2: try installHTTP2(on: channel, manager: manager, connection: connection(true))
+        case .auto:
+            try channel.pipeline.syncOperations.addHandler(HTTPProtocolSniffer(manager: manager, connection: connection))
+        }
+    }
+
+    static func installHTTP1(on channel: any Channel, manager: CompiledHTTPConnectionManager, connection: HTTPDownstreamConnection) throws {
+        let stats = manager.stats
+        stats.downstreamConnectionsTotal.increment()
+        stats.downstreamConnectionsActive.increment()
+        stats.downstreamConnectionsHTTP1Total.increment()
+        stats.downstreamConnectionsHTTP1Active.increment()
+        channel.closeFuture.whenComplete { _ in
+            stats.downstreamConnectionsActive.decrement()
+            stats.downstreamConnectionsHTTP1Active.decrement()
+        }
+        let sync = channel.pipeline.syncOperations
+        try sync.configureHTTPServerPipeline(
+            withPipeliningAssistance: true, withServerUpgrade: nil, withErrorHandling: true)
+        try sync.addHandler(HTTPDownstreamHandler(manager: manager, connection: connection))
+    }
+
+    static func installHTTP2(on channel: any Channel, manager: CompiledHTTPConnectionManager, connection: HTTPDownstreamConnection) throws {
+        let stats = manager.stats
+        stats.downstreamConnectionsTotal.increment()
+        stats.downstreamConnectionsActive.increment()
+        stats.downstreamConnectionsHTTP2Total.increment()
+        stats.downstreamConnectionsHTTP2Active.increment()
+        channel.closeFuture.whenComplete { _ in
+            stats.downstreamConnectionsActive.decrement()
+            stats.downstreamConnectionsHTTP2Active.decrement()
+        }
+        let settings = manager.config.http2
+        var connectionConfiguration = NIOHTTP2Handler.ConnectionConfiguration()
+        connectionConfiguration.initialSettings = [
+            HTTP2Setting(parameter: .maxConcurrentStreams, value: min(settings.maxConcurrentStreams, (1 << 31) - 1)),
+            HTTP2Setting(parameter: .initialWindowSize, value: min(settings.initialStreamWindowSize, (1 << 31) - 1)),
+            HTTP2Setting(parameter: .maxHeaderListSize, value: manager.config.maxRequestHeadersKB * 1024),
+        ]
+        var streamConfiguration = NIOHTTP2Handler.StreamConfiguration()
+        streamConfiguration.targetWindowSize = min(settings.initialStreamWindowSize, (1 << 31) - 1)
+        let boundConnection = NIOLoopBound(connection, eventLoop: channel.eventLoop)
+        _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
+            mode: .server, connectionConfiguration: connectionConfiguration, streamConfiguration: streamConfiguration
+        ) { stream in
+            stream.eventLoop.makeCompletedFuture {
+                try stream.pipeline.syncOperations.addHandlers([
+                    HTTP2FramePayloadToHTTP1ServerCodec(),
+                    HTTPDownstreamHandler(manager: manager, connection: boundConnection.value),
+                ])
+            }
+        }
+        try channel.pipeline.syncOperations.addHandler(HTTP2DrainHandler(runtime: manager.runtime))
+    }
+}
+
+/// Tells HTTP/1 from HTTP/2 by the connection preface, then installs that codec and replays
+/// the bytes it held.
+final class HTTPProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private let manager: CompiledHTTPConnectionManager
+    private let connection: (Bool) -> HTTPDownstreamConnection
+    private var buffered: ByteBuffer?
+
+    init(manager: CompiledHTTPConnectionManager, connection: @escaping (Bool) -> HTTPDownstreamConnection) {
+        self.manager = manager
+        self.connection = connection
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var incoming = unwrapInboundIn(data)
+        if buffered == nil {
+            buffered = incoming
+        } else {
+            buffered!.writeBuffer(&incoming)
+        }
+        guard let bytes = buffered else { return }
+        let prefix = bytes.readableBytesView.prefix(HTTPCodecSetup.http2Preface.count)
+        let isHTTP2: Bool
+        if prefix.elementsEqual(HTTPCodecSetup.http2Preface.prefix(prefix.count)) {
+            guard prefix.count == HTTPCodecSetup.http2Preface.count else { return }
+            isHTTP2 = true
+        } else {
+            isHTTP2 = false
+        }
+        buffered = nil
+        do {
+            if isHTTP2 {
+                try HTTPCodecSetup.installHTTP2(on: context.channel, manager: manager, connection: connection(true))
+            } else {
+                try HTTPCodecSetup.installHTTP1(on: context.channel, manager: manager, connection: connection(false))
+            }
+            // Replayed before leaving the pipeline: a removed context forwards nothing.
+            context.fireChannelRead(wrapInboundOut(bytes))
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        } catch {
+            context.close(promise: nil)
+        }
+    }
+}
+
+/// Sends GOAWAY on an HTTP/2 connection once the proxy drains, so clients move to new
+/// connections while streams in flight finish.
+final class HTTP2DrainHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTP2Frame
+    private let runtime: HTTPRuntime
+    private var sentGoAway = false
+
+    init(runtime: HTTPRuntime) {
+        self.runtime = runtime
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        context.fireChannelRead(data)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is HTTPDrainEvent, !sentGoAway {
+            sentGoAway = true
+            let frame = HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: .maxID, errorCode: .noError, opaqueData: nil))
+            context.writeAndFlush(NIOAny(frame), promise: nil)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+}
+
+/// Fired on every HTTP connection when the proxy starts draining.
+struct HTTPDrainEvent: Sendable {}

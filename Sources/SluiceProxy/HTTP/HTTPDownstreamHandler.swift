@@ -1,0 +1,156 @@
+import NIOCore
+import NIOHTTP1
+import SluiceModel
+
+/// What every stream of one downstream connection shares.
+final class HTTPDownstreamConnection {
+    let remote: SocketEndpoint
+    /// The destination the client addressed (original destination when captured).
+    let local: SocketEndpoint
+    let isHTTP2: Bool
+    let bufferLimit: Int
+    let clusters: ClusterManager
+    let runtime: HTTPRuntime
+    let socketFactory: SocketFactory
+    let transparentSource: SocketEndpoint?
+    /// HTTP/1 requests served on this connection, for `max_requests_per_connection`.
+    var requests = 0
+
+    init(
+        remote: SocketEndpoint, local: SocketEndpoint, isHTTP2: Bool, bufferLimit: Int, clusters: ClusterManager,
+        runtime: HTTPRuntime, socketFactory: SocketFactory, transparentSource: SocketEndpoint?
+    ) {
+        self.remote = remote
+        self.local = local
+        self.isHTTP2 = isHTTP2
+        self.bufferLimit = bufferLimit
+        self.clusters = clusters
+        self.runtime = runtime
+        self.socketFactory = socketFactory
+        self.transparentSource = transparentSource
+    }
+}
+
+/// Turns decoded request parts into streams and writes their responses back: on an HTTP/1
+/// connection one stream after another, on an HTTP/2 stream channel exactly one.
+final class HTTPDownstreamHandler: ChannelDuplexHandler, DownstreamResponseWriter {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let manager: CompiledHTTPConnectionManager
+    private let connection: HTTPDownstreamConnection
+    private var context: ChannelHandlerContext?
+    private var stream: HTTPStream?
+    private var pendingRead = false
+    /// HTTP/1: the connection closes after the current response.
+    private var closeAfterResponse = false
+    private var responseHeadSent = false
+
+    init(manager: CompiledHTTPConnectionManager, connection: HTTPDownstreamConnection) {
+        self.manager = manager
+        self.connection = connection
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            responseHeadSent = false
+            connection.requests += 1
+            if !connection.isHTTP2 {
+                closeAfterResponse = !head.isKeepAlive || manager.runtime.isDraining
+                if let limit = manager.config.maxRequestsPerConnection, connection.requests >= limit {
+                    closeAfterResponse = true
+                }
+            }
+            let stream = HTTPStream(
+                head: head, manager: manager, connection: connection, downstream: self, eventLoop: context.eventLoop)
+            self.stream = stream
+            stream.start()
+        case .body(let body):
+            stream?.receivedBody(body)
+        case .end(let trailers):
+            stream?.receivedEnd(trailers)
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if let stream, !stream.finished, !stream.upstreamAcceptsBody {
+            pendingRead = true
+            return
+        }
+        context.read()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        stream?.downstreamWritabilityChanged(context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        stream?.downstreamReset()
+        stream = nil
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if error is HTTPParserError { manager.stats.downstreamProtocolErrors.increment() }
+        context.close(promise: nil)
+    }
+
+    // MARK: DownstreamResponseWriter
+
+    func writeResponseHead(_ head: HTTPResponseHead) {
+        guard let context else { return }
+        var head = head
+        if head.status.code >= 200 {
+            responseHeadSent = true
+            if !connection.isHTTP2 {
+                if manager.runtime.isDraining { closeAfterResponse = true }
+                if closeAfterResponse {
+                    head.headers.replaceOrAdd(name: "connection", value: "close")
+                    if manager.runtime.isDraining { manager.stats.downstreamConnectionsDrainClose.increment() }
+                }
+            }
+        }
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        if head.status.code < 200 { context.flush() }
+    }
+
+    func writeResponseBody(_ body: ByteBuffer) {
+        context?.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+    }
+
+    func writeResponseEnd(_ trailers: HTTPHeaders?) {
+        guard let context else { return }
+        if closeAfterResponse {
+            context.writeAndFlush(wrapOutboundOut(.end(trailers))).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
+        } else {
+            context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+        }
+        stream = nil
+        if pendingRead {
+            pendingRead = false
+            context.read()
+        }
+    }
+
+    func resetStream() {
+        stream = nil
+        context?.close(promise: nil)
+    }
+
+    var downstreamIsWritable: Bool { context?.channel.isWritable ?? false }
+
+    func resumeRequestReading() {
+        guard pendingRead, let context else { return }
+        pendingRead = false
+        context.read()
+    }
+}

@@ -1,0 +1,532 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import SluiceModel
+
+/// Writes one stream's response to the downstream: the HTTP/1 connection or the HTTP/2 stream.
+protocol DownstreamResponseWriter: AnyObject {
+    func writeResponseHead(_ head: HTTPResponseHead)
+    func writeResponseBody(_ body: ByteBuffer)
+    func writeResponseEnd(_ trailers: HTTPHeaders?)
+    /// Ends the stream abruptly (HTTP/1: closes the connection; HTTP/2: resets the stream).
+    func resetStream()
+    var downstreamIsWritable: Bool { get }
+    /// Reading of the request body resumes (the upstream drained).
+    func resumeRequestReading()
+}
+
+/// One downstream request and its response: connection manager processing, routing, the
+/// router's attempts with retries and timeouts, and the response back. Lives on the stream's
+/// event loop; every upstream callback arrives there too.
+final class HTTPStream: UpstreamResponseReceiver {
+    let manager: CompiledHTTPConnectionManager
+    let connection: HTTPDownstreamConnection
+    private weak var downstream: (any DownstreamResponseWriter)?
+    let eventLoop: any EventLoop
+
+    private(set) var request: HTTPRequestContext
+    private var requestVersion: HTTPVersion
+    private var isHeadRequest: Bool
+    private let isGRPC: Bool
+    let startTime = NIODeadline.now()
+
+    private var bufferedBody: [ByteBuffer] = []
+    private var bufferedBytes = 0
+    /// Cleared when the body outgrows the buffer limit: such a request cannot be retried.
+    private var keepsBodyForRetry = true
+    private(set) var requestComplete = false
+    private var requestTrailers: HTTPHeaders?
+    private(set) var bytesReceived = 0
+    private(set) var bytesSent = 0
+
+    private var target: ForwardTarget?
+    private var cluster: UpstreamCluster?
+    private var clusterStats: HTTPClusterStats?
+    private var retry = RetryState(policy: nil)
+    private var sink: (any UpstreamRequestSink)?
+    private var waitingPool: HTTPUpstreamHostPool?
+    private var host: UpstreamHost?
+    private var attemptCount = 0
+    private var attemptStart = NIODeadline.now()
+    private var triedHosts: Set<ObjectIdentifier> = []
+    private var routeTimeout: Duration?
+    private var perTryTimeout: Duration?
+    private var routeTimer: Scheduled<Void>?
+    private var perTryTimer: Scheduled<Void>?
+    private var retryTimer: Scheduled<Void>?
+    private var idleTimer: Scheduled<Void>?
+    private var lastActivity = NIODeadline.now()
+
+    private(set) var responseStarted = false
+    private(set) var responseStatus = 0
+    private(set) var responseFlag = ""
+    private(set) var responseDetails = ""
+    private(set) var upstreamHostDescription: String?
+    private(set) var finished = false
+
+    init(
+        head: HTTPRequestHead, manager: CompiledHTTPConnectionManager, connection: HTTPDownstreamConnection,
+        downstream: any DownstreamResponseWriter, eventLoop: any EventLoop
+    ) {
+        self.manager = manager
+        self.connection = connection
+        self.downstream = downstream
+        self.eventLoop = eventLoop
+        self.requestVersion = head.version
+        self.isHeadRequest = head.method == .HEAD
+        var headers = head.headers
+        let authority = headers.first(name: "host") ?? ""
+        headers.remove(name: "host")
+        self.request = HTTPRequestContext(
+            method: head.method.rawValue, path: head.uri, authority: authority, headers: headers,
+            protocolName: connection.isHTTP2 ? "HTTP/2" : (head.version == .http1_0 ? "HTTP/1.0" : "HTTP/1.1"),
+            directRemote: connection.remote, local: connection.local)
+        self.isGRPC = request.isGRPC
+    }
+
+    // MARK: Downstream events
+
+    /// The request head arrived: process headers, route, and start forwarding.
+    func start() {
+        let stats = manager.stats
+        stats.downstreamRequestsTotal.increment()
+        (connection.isHTTP2 ? stats.downstreamRequestsHTTP2Total : stats.downstreamRequestsHTTP1Total).increment()
+        stats.downstreamRequestsActive.increment()
+        armIdleTimer()
+        if let limit = manager.config.requestTimeout {
+            routeTimer = eventLoop.scheduleTask(in: TimeAmount(limit)) { [weak self] in
+                guard let self, !self.requestComplete else { return }
+                self.manager.stats.downstreamRequestTimeouts.increment()
+                self.abandonUpstream()
+                self.sendLocalReply(.requestTimeout)
+            }
+        }
+        if request.headers.first(name: "expect")?.lowercased() == "100-continue" {
+            // Envoy answers 100-continue itself and does not forward the expectation.
+            request.headers.remove(name: "expect")
+            if !connection.isHTTP2 {
+                downstream?.writeResponseHead(HTTPResponseHead(version: requestVersion, status: .continue))
+            }
+        }
+        let internalOnly = manager.internalOnlyHeaders(for: request)
+        ForwardedHeaders.apply(to: &request, config: manager.config, internalOnly: internalOnly)
+
+        switch manager.resolveRoute(&request) {
+        case .reply(let reply):
+            if reply.flag == "NR" { stats.noRoute.increment() }
+            if reply.status >= 300, reply.status < 400, reply.headers.contains(name: "location") {
+                stats.redirects.increment()
+            } else if reply.flag.isEmpty {
+                stats.directResponses.increment()
+            }
+            sendLocalReply(reply)
+        case .forward(let target):
+            forward(target)
+        }
+    }
+
+    func receivedBody(_ body: ByteBuffer) {
+        bytesReceived += body.readableBytes
+        manager.stats.downstreamBytesReceived.add(UInt64(body.readableBytes))
+        touch()
+        guard !finished else { return }
+        if keepsBodyForRetry {
+            bufferedBytes += body.readableBytes
+            if bufferedBytes > connection.bufferLimit {
+                keepsBodyForRetry = false
+                if sink == nil {
+                    // Nothing to forward to yet and no room to hold it: Envoy answers 413.
+                    if target == nil || waitingPool != nil || retryTimer != nil {
+                        manager.stats.downstreamRequestTooLarge.increment()
+                        abandonUpstream()
+                        sendLocalReply(.payloadTooLarge)
+                        return
+                    }
+                }
+                bufferedBody.removeAll()
+            } else {
+                bufferedBody.append(body)
+            }
+        }
+        sink?.writeBody(body)
+    }
+
+    func receivedEnd(_ trailers: HTTPHeaders?) {
+        touch()
+        requestComplete = true
+        requestTrailers = trailers
+        guard !finished else { return }
+        routeTimer?.cancel()
+        routeTimer = nil
+        if let sink {
+            sink.writeEnd(trailers)
+            startPerTryTimer()
+        }
+        startRouteTimer()
+    }
+
+    /// The downstream went away (connection closed or stream reset) before the response ended.
+    func downstreamReset() {
+        guard !finished else { return }
+        if sink != nil { clusterStats?.sentResets.increment() }
+        abandonUpstream()
+        responseFlag = responseFlag.isEmpty ? "DC" : responseFlag
+        finish(status: responseStarted ? responseStatus : 0)
+    }
+
+    /// Whether the downstream reader may pull more request body.
+    var upstreamAcceptsBody: Bool { sink?.isWritable ?? (bufferedBytes <= connection.bufferLimit) }
+
+    func downstreamWritabilityChanged(_ writable: Bool) {
+        if writable { sink?.resumeReading() }
+    }
+
+    var downstreamWritable: Bool { downstream?.downstreamIsWritable ?? false }
+
+    // MARK: Forwarding
+
+    private func forward(_ target: ForwardTarget) {
+        self.target = target
+        guard let cluster = connection.clusters.cluster(named: target.clusterName) else {
+            manager.stats.noCluster.increment()
+            sendLocalReply(.clusterNotFound(status: target.action.clusterNotFoundStatus))
+            return
+        }
+        self.cluster = cluster
+        let stats = connection.runtime.clusterStats(cluster)
+        clusterStats = stats
+        retry = RetryState(policy: target.retryPolicy)
+        (routeTimeout, perTryTimeout) = timeouts(for: target)
+        startAttempt()
+    }
+
+    /// The route's timeout and per-try timeout after Envoy's request headers and gRPC timeout.
+    private func timeouts(for target: ForwardTarget) -> (Duration?, Duration?) {
+        var timeout = target.action.timeout
+        var perTry = target.retryPolicy?.perTryTimeout
+        if let max = target.action.grpcTimeoutHeaderMax, isGRPC,
+           let value = request.headers.first(name: "grpc-timeout"), let parsed = Self.grpcTimeout(value) {
+            timeout = max == .zero ? parsed : min(parsed, max)
+            if let offset = target.action.grpcTimeoutHeaderOffset, let current = timeout, current > offset {
+                timeout = current - offset
+            }
+        }
+        if let value = request.headers.first(name: "x-envoy-upstream-rq-timeout-ms"), let ms = Int64(value) {
+            timeout = ms == 0 ? nil : .milliseconds(ms)
+        }
+        if let value = request.headers.first(name: "x-envoy-upstream-rq-per-try-timeout-ms"), let ms = Int64(value) {
+            perTry = ms == 0 ? nil : .milliseconds(ms)
+        }
+        request.headers.remove(name: "x-envoy-upstream-rq-timeout-ms")
+        request.headers.remove(name: "x-envoy-upstream-rq-per-try-timeout-ms")
+        if timeout == .zero { timeout = nil }
+        return (timeout, perTry)
+    }
+
+    /// gRPC's `grpc-timeout`: up to 8 digits and a unit (H, M, S, m, u, n).
+    static func grpcTimeout(_ value: String) -> Duration? {
+        guard let unit = value.last, let amount = Int64(value.dropLast()), value.count <= 9 else { return nil }
+        switch unit {
+        case "H": return .seconds(amount * 3600)
+        case "M": return .seconds(amount * 60)
+        case "S": return .seconds(amount)
+        case "m": return .milliseconds(amount)
+        case "u": return .microseconds(amount)
+        case "n": return .nanoseconds(amount)
+        default: return nil
+        }
+    }
+
+    private func startAttempt() {
+        guard let cluster, let target, let clusterStats, !finished else { return }
+        let avoid = (target.retryPolicy?.avoidPreviousHosts ?? false) ? triedHosts : []
+        guard let host = cluster.chooseHost(originalDestination: connection.local, excluding: avoid)
+            ?? (avoid.isEmpty ? nil : cluster.chooseHost(originalDestination: connection.local, excluding: []))
+        else {
+            cluster.stats.upstreamNoneHealthy.increment()
+            sendLocalReply(.noHealthyUpstream)
+            return
+        }
+        self.host = host
+        upstreamHostDescription = host.address.description
+        triedHosts.insert(ObjectIdentifier(host))
+        host.markUsed(at: NIODeadline.now().uptimeNanoseconds)
+        attemptCount += 1
+        attemptStart = .now()
+        let pool = connection.runtime.pools(on: eventLoop).pool(
+            host: host, cluster: cluster, connection: connection, upstreamProtocol: upstreamProtocol(for: cluster))
+        waitingPool = pool
+        clusterStats.requestsTotal.increment()
+        clusterStats.requestsActive.increment()
+        let accepted = pool.acquire(for: self) { [weak self] result in
+            guard let self else {
+                if case .success(let sink) = result { sink.reset() }
+                return
+            }
+            self.waitingPool = nil
+            switch result {
+            case .success(let sink): self.attached(sink)
+            case .failure(let failure): self.attemptEnded(.failure(failure))
+            }
+        }
+        if !accepted {
+            waitingPool = nil
+            clusterStats.requestsActive.decrement()
+            clusterStats.pendingOverflow.increment()
+            sendLocalReply(.overflow)
+        }
+    }
+
+    /// Envoy speaks HTTP/1.1 upstream unless the cluster enables HTTP/2; gRPC needs HTTP/2.
+    private func upstreamProtocol(for cluster: UpstreamCluster) -> UpstreamHTTPProtocol {
+        connection.runtime.upstreamProtocol(for: cluster, downstreamIsHTTP2: connection.isHTTP2)
+    }
+
+    private func attached(_ sink: any UpstreamRequestSink) {
+        guard !finished, let target else {
+            sink.reset()
+            return
+        }
+        self.sink = sink
+        var headers = request.headers
+        if target.includeAttemptCount { headers.replaceOrAdd(name: "x-envoy-attempt-count", value: String(attemptCount)) }
+        if !manager.router.suppressEnvoyHeaders, let expected = perTryTimeout ?? routeTimeout {
+            headers.replaceOrAdd(name: "x-envoy-expected-rq-timeout-ms", value: String(expected.milliseconds))
+        }
+        var authority = target.rewrittenAuthority ?? request.authority
+        if target.autoHostRewrite, let host { authority = host.hostname ?? host.address.description }
+        headers.replaceOrAdd(name: "host", value: authority)
+        var path = request.path
+        if let rewritten = target.rewrittenPath, rewritten != request.path {
+            headers.replaceOrAdd(name: "x-envoy-original-path", value: request.path)
+            path = rewritten
+        }
+        var head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: request.method), uri: path, headers: headers)
+        if !bufferedBody.isEmpty || !requestComplete || requestTrailers != nil,
+           !head.headers.contains(name: "content-length") {
+            // HTTP/2 requests have no framing header of their own; an HTTP/1 upstream needs chunking.
+            head.headers.replaceOrAdd(name: "transfer-encoding", value: "chunked")
+        }
+        sink.writeHead(head)
+        for chunk in bufferedBody { sink.writeBody(chunk) }
+        if requestComplete {
+            sink.writeEnd(requestTrailers)
+            startPerTryTimer()
+        }
+        if !keepsBodyForRetry || !requestComplete { downstream?.resumeRequestReading() }
+    }
+
+    private func startRouteTimer() {
+        guard let routeTimeout, routeTimer == nil, !finished else { return }
+        routeTimer = eventLoop.scheduleTask(in: TimeAmount(routeTimeout)) { [weak self] in
+            guard let self, !self.finished else { return }
+            self.clusterStats?.timeouts.increment()
+            if self.responseStarted {
+                self.abandonUpstream()
+                self.responseFlag = "UT"
+                self.downstream?.resetStream()
+                self.finish(status: self.responseStatus)
+            } else {
+                self.abandonUpstream()
+                self.sendLocalReply(.upstreamTimeout)
+            }
+        }
+    }
+
+    private func startPerTryTimer() {
+        guard let perTryTimeout, !finished else { return }
+        perTryTimer?.cancel()
+        perTryTimer = eventLoop.scheduleTask(in: TimeAmount(perTryTimeout)) { [weak self] in
+            guard let self, !self.finished, !self.responseStarted else { return }
+            self.clusterStats?.perTryTimeouts.increment()
+            self.sink?.reset()
+            self.sink = nil
+            self.attemptEnded(.perTryTimeout)
+        }
+    }
+
+    /// An attempt ended without a response that goes downstream: retry or reply.
+    private func attemptEnded(_ outcome: RetryState.Outcome) {
+        perTryTimer?.cancel()
+        perTryTimer = nil
+        clusterStats?.requestsActive.decrement()
+        sink = nil
+        if case .failure(let failure) = outcome {
+            if case .reset = failure { clusterStats?.receivedResets.increment() }
+        }
+        if keepsBodyForRetry, retryAllowed() {
+            switch retry.decide(outcome, random: UInt64.random(in: 0...UInt64.max)) {
+            case .retry(let delay):
+                clusterStats?.retries.increment()
+                retryTimer = eventLoop.scheduleTask(in: TimeAmount(delay)) { [weak self] in
+                    self?.retryTimer = nil
+                    self?.startAttempt()
+                }
+                return
+            case .noRetry:
+                break
+            }
+        }
+        switch outcome {
+        case .failure(let failure):
+            sendLocalReply(.upstreamFailure(failure))
+        case .perTryTimeout:
+            sendLocalReply(.upstreamTimeout)
+        case .response:
+            break
+        }
+    }
+
+    /// The retry budget of the cluster's circuit breaker (Envoy's default: 3 concurrent retries).
+    private func retryAllowed() -> Bool {
+        guard retry.retriesLeft > 0, retry.policy != nil else { return false }
+        return true
+    }
+
+    // MARK: UpstreamResponseReceiver
+
+    func upstreamResponseHead(_ head: HTTPResponseHead) {
+        guard !finished, let target else { return }
+        touch()
+        let status = Int(head.status.code)
+        if keepsBodyForRetry, requestComplete, retry.retriesLeft > 0,
+           retry.isRetriable(.response(status: status, headers: head.headers)) {
+            // The response is dropped; the connection cannot be reused mid-response.
+            clusterStats?.countResponse(status: status)
+            sink?.reset()
+            attemptEnded(.response(status: status, headers: head.headers))
+            return
+        }
+        perTryTimer?.cancel()
+        responseStarted = true
+        responseStatus = status
+        clusterStats?.countResponse(status: status)
+        if attemptCount > 1 { clusterStats?.retrySuccess.increment() }
+        var response = head
+        response.version = requestVersion
+        ForwardedHeaders.removeHopByHop(&response.headers, keepUpgrade: status == 101)
+        if !manager.router.suppressEnvoyHeaders {
+            let elapsed = NIODeadline.now() - attemptStart
+            response.headers.replaceOrAdd(
+                name: "x-envoy-upstream-service-time", value: String(elapsed.nanoseconds / 1_000_000))
+        }
+        if target.includeAttemptCountInResponse {
+            response.headers.replaceOrAdd(name: "x-envoy-attempt-count", value: String(attemptCount))
+        }
+        target.mutateResponse(&response.headers, request)
+        manager.applyServerHeader(&response.headers)
+        if let via = manager.config.via { response.headers.add(name: "via", value: via) }
+        downstream?.writeResponseHead(response)
+    }
+
+    func upstreamResponseBody(_ body: ByteBuffer) {
+        guard !finished, responseStarted else { return }
+        touch()
+        bytesSent += body.readableBytes
+        manager.stats.downstreamBytesSent.add(UInt64(body.readableBytes))
+        downstream?.writeResponseBody(body)
+    }
+
+    func upstreamResponseEnd(_ trailers: HTTPHeaders?) {
+        guard !finished, responseStarted else { return }
+        clusterStats?.requestsActive.decrement()
+        sink = nil
+        downstream?.writeResponseEnd(trailers)
+        finish(status: responseStatus)
+    }
+
+    func upstreamFailed(_ failure: UpstreamFailure) {
+        guard !finished else { return }
+        if responseStarted {
+            clusterStats?.requestsActive.decrement()
+            clusterStats?.receivedResets.increment()
+            sink = nil
+            responseFlag = "UR"
+            downstream?.resetStream()
+            finish(status: responseStatus)
+        } else if sink != nil {
+            attemptEnded(.failure(failure))
+        }
+    }
+
+    func upstreamWritabilityChanged(_ writable: Bool) {
+        if writable { downstream?.resumeRequestReading() }
+    }
+
+    // MARK: Ending
+
+    /// Sends a local reply unless a response already started (then the stream is reset).
+    func sendLocalReply(_ reply: LocalReply) {
+        guard !finished else { return }
+        if responseStarted {
+            downstream?.resetStream()
+            finish(status: responseStatus)
+            return
+        }
+        responseFlag = reply.flag
+        responseDetails = reply.details
+        responseStarted = true
+        responseStatus = reply.status
+        let parts = reply.parts(
+            grpc: isGRPC, serverName: manager.serverHeaderValue, allocator: ByteBufferAllocator(), headRequest: isHeadRequest)
+        var head = parts.head
+        head.version = requestVersion
+        if let target { target.mutateResponse(&head.headers, request) }
+        downstream?.writeResponseHead(head)
+        if let body = parts.body {
+            bytesSent += body.readableBytes
+            downstream?.writeResponseBody(body)
+        }
+        downstream?.writeResponseEnd(parts.trailers)
+        finish(status: isGRPC ? 200 : reply.status)
+    }
+
+    private func abandonUpstream() {
+        if let sink {
+            sink.reset()
+            clusterStats?.requestsActive.decrement()
+        }
+        sink = nil
+        if let waitingPool {
+            waitingPool.cancelWaiting(self)
+            clusterStats?.requestsActive.decrement()
+        }
+        waitingPool = nil
+    }
+
+    private func finish(status: Int) {
+        guard !finished else { return }
+        finished = true
+        for timer in [routeTimer, perTryTimer, retryTimer, idleTimer] { timer?.cancel() }
+        retryTimer = nil
+        manager.stats.downstreamRequestsActive.decrement()
+        if status > 0 { manager.stats.countResponse(status: status) }
+        manager.log(self)
+        bufferedBody.removeAll()
+    }
+
+    // MARK: Idle timeout
+
+    private func touch() { lastActivity = .now() }
+
+    private func armIdleTimer() {
+        guard let idle = manager.config.streamIdleTimeout else { return }
+        idleTimer = eventLoop.scheduleTask(deadline: lastActivity + TimeAmount(idle)) { [weak self] in
+            guard let self, !self.finished else { return }
+            if NIODeadline.now() - self.lastActivity >= TimeAmount(idle) {
+                self.manager.stats.downstreamRequestIdleTimeouts.increment()
+                self.abandonUpstream()
+                self.sendLocalReply(.streamIdleTimeout)
+            } else {
+                self.armIdleTimer()
+            }
+        }
+    }
+}
+
+extension Duration {
+    /// Whole milliseconds.
+    var milliseconds: Int64 {
+        components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
+    }
+}

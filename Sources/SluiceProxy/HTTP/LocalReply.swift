@@ -1,0 +1,144 @@
+import NIOCore
+import NIOHTTP1
+
+/// A response the proxy makes itself (no route, upstream failure, filter denial), shaped as
+/// Envoy's: `text/plain` body, or for gRPC requests status 200 with `grpc-status` and
+/// `grpc-message` derived from the HTTP status.
+struct LocalReply: Sendable {
+    var status: Int
+    var body: String
+    /// Envoy's `%RESPONSE_CODE_DETAILS%`, e.g. `route_not_found`.
+    var details: String
+    /// Envoy's short response flag (`NR`, `UF`, …), empty for none.
+    var flag: String
+    var headers: HTTPHeaders
+
+    init(status: Int, body: String, details: String, flag: String = "", headers: HTTPHeaders = HTTPHeaders()) {
+        self.status = status
+        self.body = body
+        self.details = details
+        self.flag = flag
+        self.headers = headers
+    }
+
+    /// The gRPC status Envoy sends for an HTTP status (its `httpToGrpcStatus` mapping).
+    static func grpcStatus(forHTTPStatus status: Int) -> Int {
+        switch status {
+        case 400: return 13  // INTERNAL
+        case 401: return 16  // UNAUTHENTICATED
+        case 403: return 7  // PERMISSION_DENIED
+        case 404: return 12  // UNIMPLEMENTED
+        case 429, 502, 503, 504: return 14  // UNAVAILABLE
+        default: return 2  // UNKNOWN
+        }
+    }
+
+    /// The response parts to send: head, optional body, trailers.
+    func parts(grpc: Bool, serverName: String?, allocator: ByteBufferAllocator, headRequest: Bool = false)
+        -> (head: HTTPResponseHead, body: ByteBuffer?, trailers: HTTPHeaders?)
+    {
+        var headers = self.headers
+        if let serverName { headers.replaceOrAdd(name: "server", value: serverName) }
+        if grpc {
+            headers.replaceOrAdd(name: "content-type", value: "application/grpc")
+            var trailers = HTTPHeaders()
+            trailers.add(name: "grpc-status", value: String(Self.grpcStatus(forHTTPStatus: status)))
+            if !body.isEmpty { trailers.add(name: "grpc-message", value: Self.percentEncodedGRPCMessage(body)) }
+            return (HTTPResponseHead(version: .http1_1, status: .ok, headers: headers), nil, trailers)
+        }
+        if body.isEmpty {
+            headers.replaceOrAdd(name: "content-length", value: "0")
+            return (HTTPResponseHead(version: .http1_1, status: .init(statusCode: status), headers: headers), nil, nil)
+        }
+        if !headers.contains(name: "content-type") { headers.add(name: "content-type", value: "text/plain") }
+        headers.replaceOrAdd(name: "content-length", value: String(body.utf8.count))
+        let buffer = headRequest ? nil : allocator.buffer(string: body)
+        return (HTTPResponseHead(version: .http1_1, status: .init(statusCode: status), headers: headers), buffer, nil)
+    }
+
+    /// gRPC's percent-encoding of `grpc-message`: printable ASCII except `%` stays.
+    static func percentEncodedGRPCMessage(_ message: String) -> String {
+        var result = ""
+        for byte in message.utf8 {
+            if byte >= 0x20, byte <= 0x7E, byte != UInt8(ascii: "%") {
+                result.unicodeScalars.append(UnicodeScalar(byte))
+            } else {
+                result += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
+            }
+        }
+        return result
+    }
+}
+
+extension String {
+    fileprivate func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
+}
+
+/// The local replies the connection manager and router make, with Envoy's bodies and details.
+extension LocalReply {
+    static let noRoute = LocalReply(status: 404, body: "", details: "route_not_found", flag: "NR")
+    static func clusterNotFound(status: Int) -> LocalReply {
+        LocalReply(status: status, body: "", details: "cluster_not_found", flag: "NC")
+    }
+    static let noHealthyUpstream = LocalReply(
+        status: 503, body: "no healthy upstream", details: "no_healthy_upstream", flag: "UH")
+    static let upstreamTimeout = LocalReply(
+        status: 504, body: "upstream request timeout", details: "upstream_response_timeout", flag: "UT")
+    static let streamIdleTimeout = LocalReply(
+        status: 504, body: "stream timeout", details: "stream_idle_timeout", flag: "SI")
+    static let requestTimeout = LocalReply(
+        status: 408, body: "request timeout", details: "request_overall_timeout", flag: "")
+    static let overflow = LocalReply(
+        status: 503, body: "upstream connect error or disconnect/reset before headers. reset reason: overflow",
+        details: "upstream_reset_before_response_started{overflow}", flag: "UO")
+    static let headersTooLarge = LocalReply(
+        status: 431, body: "Request Header Fields Too Large", details: "request_headers_too_large", flag: "")
+    static let payloadTooLarge = LocalReply(
+        status: 413, body: "Payload Too Large", details: "request_payload_too_large", flag: "")
+
+    /// Envoy's reply when the upstream failed before sending response headers.
+    static func upstreamFailure(_ reason: UpstreamFailure) -> LocalReply {
+        let text: String
+        let flag: String
+        switch reason {
+        case .connectFailure(let detail):
+            text = "remote connection failure, transport failure reason: \(detail)"
+            flag = "UF"
+            return LocalReply(
+                status: 503,
+                body: "upstream connect error or disconnect/reset before headers. reset reason: \(text)",
+                details: "upstream_reset_before_response_started{remote_connection_failure|\(detail)}", flag: flag)
+        case .connectTimeout:
+            text = "connection timeout"
+            flag = "UF"
+        case .reset:
+            text = "connection termination"
+            flag = "UC"
+        case .protocolError:
+            text = "protocol error"
+            flag = "UPE"
+        }
+        let detail = text.replacingOccurrences(of: " ", with: "_")
+        return LocalReply(
+            status: 503, body: "upstream connect error or disconnect/reset before headers. reset reason: \(text)",
+            details: "upstream_reset_before_response_started{\(detail)}", flag: flag)
+    }
+}
+
+/// Why an upstream attempt ended without a complete response.
+enum UpstreamFailure: Error, Equatable, Sendable {
+    case connectFailure(String)
+    case connectTimeout
+    /// The connection closed or the stream was reset before the response was complete.
+    case reset
+    case protocolError
+
+    var isConnectFailure: Bool {
+        switch self {
+        case .connectFailure, .connectTimeout: return true
+        case .reset, .protocolError: return false
+        }
+    }
+}

@@ -1,0 +1,226 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import SluiceLinux
+import SluiceModel
+
+/// The connections of one event loop to one upstream host, for one protocol. HTTP/1
+/// connections carry one exchange at a time and are reused; HTTP/2 exchanges share one
+/// connection as streams (a new one is opened when it drains).
+final class HTTPUpstreamHostPool {
+    struct Limits {
+        var maxConnections: Int
+        var maxPendingRequests: Int
+    }
+
+    private let eventLoop: any EventLoop
+    private let host: UpstreamHost
+    private let cluster: UpstreamCluster
+    private let socketFactory: SocketFactory
+    private let transparentSource: SocketEndpoint?
+    private let upstreamProtocol: UpstreamHTTPProtocol
+    private let http2Settings: HTTP2ProtocolOptions
+    private let stats: HTTPClusterStats
+    private let limits: Limits
+
+    private var idle: [UpstreamHTTP1Connection] = []
+    private var connections = 0
+    private var connecting = 0
+    private var http2: UpstreamHTTP2Connection?
+    private var waiters: [(receiver: any UpstreamResponseReceiver, done: (Result<any UpstreamRequestSink, UpstreamFailure>) -> Void)] = []
+
+    init(
+        eventLoop: any EventLoop, host: UpstreamHost, cluster: UpstreamCluster, socketFactory: SocketFactory,
+        transparentSource: SocketEndpoint?, upstreamProtocol: UpstreamHTTPProtocol, http2Settings: HTTP2ProtocolOptions,
+        stats: HTTPClusterStats, limits: Limits
+    ) {
+        self.eventLoop = eventLoop
+        self.host = host
+        self.cluster = cluster
+        self.socketFactory = socketFactory
+        self.transparentSource = transparentSource
+        self.upstreamProtocol = upstreamProtocol
+        self.http2Settings = http2Settings
+        self.stats = stats
+        self.limits = limits
+    }
+
+    /// Lends a request sink for one exchange: at once when a connection is free, after a
+    /// connect otherwise; fails with `overflow` past the pending-request limit.
+    func acquire(
+        for receiver: any UpstreamResponseReceiver,
+        _ done: @escaping (Result<any UpstreamRequestSink, UpstreamFailure>) -> Void
+    ) -> Bool {
+        switch upstreamProtocol {
+        case .http1:
+            while let connection = idle.popLast() {
+                guard connection.isOpen else { continue }
+                connection.begin(receiver)
+                done(.success(connection))
+                return true
+            }
+        case .http2:
+            if let http2, http2.isUsable {
+                open(on: http2, receiver: receiver, done)
+                return true
+            }
+        }
+        guard waiters.count < limits.maxPendingRequests else { return false }
+        stats.pendingTotal.increment()
+        stats.pendingActive.increment()
+        waiters.append((receiver, done))
+        let wanted = upstreamProtocol == .http2 ? (connecting == 0 ? 1 : 0) : 1
+        if wanted > 0, connections + connecting < limits.maxConnections {
+            connect()
+        } else if upstreamProtocol == .http1, connections + connecting >= limits.maxConnections {
+            stats.connectionOverflow.increment()
+        }
+        return true
+    }
+
+    /// Removes a waiter whose stream ended before it got a connection.
+    func cancelWaiting(_ receiver: any UpstreamResponseReceiver) {
+        if let index = waiters.firstIndex(where: { $0.receiver === receiver }) {
+            waiters.remove(at: index)
+            stats.pendingActive.decrement()
+        }
+    }
+
+    private func open(on connection: UpstreamHTTP2Connection, receiver: any UpstreamResponseReceiver,
+                      _ done: @escaping (Result<any UpstreamRequestSink, UpstreamFailure>) -> Void) {
+        connection.openStream(for: receiver).whenComplete { result in
+            switch result {
+            case .success(let sink): done(.success(sink))
+            case .failure: done(.failure(.reset))
+            }
+        }
+    }
+
+    private func connect() {
+        connecting += 1
+        host.connectionsTotal.increment()
+        host.connectionsActive.increment()
+        cluster.stats.upstreamConnectionsTotal.increment()
+        cluster.stats.upstreamConnectionsActive.increment()
+        (upstreamProtocol == .http2 ? stats.http2ConnectionsTotal : stats.http1ConnectionsTotal).increment()
+        let hostDescription = host.address.description
+        let upstreamProtocol = self.upstreamProtocol
+        socketFactory.connect(
+            to: host.address, on: eventLoop, timeout: TimeAmount(cluster.config.connectTimeout),
+            mark: cluster.config.upstreamMark, transparentSource: transparentSource,
+            bufferLimit: cluster.config.perConnectionBufferLimitBytes
+        ) {
+            upstreamProtocol == .http1
+                ? UpstreamHTTP1Connection(hostDescription: hostDescription) as any ChannelHandler : PassThroughHandler()
+        }.assumeIsolated().whenComplete { result in
+            self.connecting -= 1
+            switch result {
+            case .success(let channel): self.connected(channel)
+            case .failure(let error): self.connectFailed(error)
+            }
+        }
+    }
+
+    private func connected(_ channel: any Channel) {
+        connections += 1
+        let host = self.host
+        let cluster = self.cluster
+        channel.closeFuture.assumeIsolated().whenComplete { _ in
+            self.connections -= 1
+            host.connectionsActive.decrement()
+            cluster.stats.upstreamConnectionsActive.decrement()
+            cluster.stats.upstreamConnectionsDestroyed.increment()
+        }
+        do {
+            switch upstreamProtocol {
+            case .http1:
+                let connection = try channel.pipeline.syncOperations.handler(type: UpstreamHTTP1Connection.self)
+                try channel.pipeline.syncOperations.addHandlers(
+                    [HTTPRequestEncoder(), ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes))],
+                    position: .before(connection))
+                connection.onIdle = { [weak self] (connection: UpstreamHTTP1Connection) in self?.release(connection) }
+                connection.onClose = { [weak self] (connection: UpstreamHTTP1Connection) in
+                    self?.idle.removeAll { $0 === connection }
+                }
+                try channel.syncOptions?.setOption(.autoRead, value: true)
+                release(connection)
+            case .http2:
+                let connection = try UpstreamHTTP2Connection.configure(
+                    channel, settings: http2Settings, hostDescription: host.address.description)
+                connection.onUnusable = { [weak self] (connection: UpstreamHTTP2Connection) in
+                    guard let self, self.http2 === connection else { return }
+                    self.http2 = nil
+                }
+                http2 = connection
+                let ready = waiters
+                waiters.removeAll()
+                for waiter in ready {
+                    stats.pendingActive.decrement()
+                    open(on: connection, receiver: waiter.receiver, waiter.done)
+                }
+            }
+        } catch {
+            channel.close(promise: nil)
+            connectFailed(error)
+        }
+    }
+
+    /// An idle HTTP/1 connection serves the oldest waiter or waits for the next request.
+    private func release(_ connection: UpstreamHTTP1Connection) {
+        if !waiters.isEmpty {
+            let waiter = waiters.removeFirst()
+            stats.pendingActive.decrement()
+            connection.begin(waiter.receiver)
+            waiter.done(.success(connection))
+        } else {
+            idle.append(connection)
+        }
+    }
+
+    private func connectFailed(_ error: any Error) {
+        host.connectionsActive.decrement()
+        host.connectFailures.increment()
+        cluster.stats.upstreamConnectionsActive.decrement()
+        cluster.stats.upstreamConnectFailures.increment()
+        let failure: UpstreamFailure
+        if case ChannelError.connectTimeout = error {
+            cluster.stats.upstreamConnectTimeouts.increment()
+            failure = .connectTimeout
+        } else {
+            failure = .connectFailure(Self.transportFailureReason(error))
+        }
+        // The attempt was made for the oldest waiter (HTTP/2: for all of them); when nothing
+        // else is connected or connecting, nobody is left to serve the rest either.
+        if upstreamProtocol == .http2 || connections + connecting == 0 {
+            failWaiters(failure, count: waiters.count)
+        } else {
+            failWaiters(failure, count: 1)
+        }
+    }
+
+    private func failWaiters(_ failure: UpstreamFailure, count: Int) {
+        for waiter in waiters.prefix(count) {
+            stats.pendingActive.decrement()
+            waiter.done(.failure(failure))
+        }
+        waiters.removeFirst(min(count, waiters.count))
+    }
+
+    /// Envoy's transport failure text, e.g. `delayed connect error: Connection refused`.
+    static func transportFailureReason(_ error: any Error) -> String {
+        if let io = error as? IOError {
+            return "delayed connect error: \(String(cString: strerror(io.errnoCode)))"
+        }
+        if let connect = error as? NIOConnectionError, let first = connect.connectionErrors.first {
+            return transportFailureReason(first.error)
+        }
+        return "\(error)"
+    }
+}
+
+/// Placeholder on a new HTTP/2 connection until its pipeline is configured.
+private final class PassThroughHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+}

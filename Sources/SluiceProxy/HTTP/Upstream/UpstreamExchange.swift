@@ -1,0 +1,31 @@
+import NIOCore
+import NIOHTTP1
+
+/// Receives one upstream response on behalf of a downstream stream. Called on the event loop
+/// both sides share.
+protocol UpstreamResponseReceiver: AnyObject {
+    func upstreamResponseHead(_ head: HTTPResponseHead)
+    func upstreamResponseBody(_ body: ByteBuffer)
+    func upstreamResponseEnd(_ trailers: HTTPHeaders?)
+    /// The exchange ended without a complete response.
+    func upstreamFailed(_ failure: UpstreamFailure)
+    /// The request side can take more (or no more) body: drives downstream reading.
+    func upstreamWritabilityChanged(_ writable: Bool)
+    /// Whether the downstream can take more response body; the upstream holds reads otherwise.
+    var downstreamWritable: Bool { get }
+}
+
+/// Where one exchange writes its request: an HTTP/1 connection lent by its pool, or an HTTP/2
+/// stream.
+protocol UpstreamRequestSink: AnyObject {
+    func writeHead(_ head: HTTPRequestHead)
+    func writeBody(_ body: ByteBuffer)
+    func writeEnd(_ trailers: HTTPHeaders?)
+    var isWritable: Bool { get }
+    /// The downstream drained: read the response again.
+    func resumeReading()
+    /// Abandons the exchange (timeout, downstream gone); the connection or stream is not reused.
+    func reset()
+    /// The exchange is detached before completion because its response was not used (a retry).
+    var hostDescription: String { get }
+}

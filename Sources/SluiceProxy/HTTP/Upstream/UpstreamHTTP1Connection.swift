@@ -1,0 +1,147 @@
+import NIOCore
+import NIOHTTP1
+
+/// One HTTP/1.1 upstream connection: carries one exchange at a time and goes back to its pool
+/// when both the request and a reusable response are complete.
+final class UpstreamHTTP1Connection: ChannelDuplexHandler, UpstreamRequestSink {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = Never
+    typealias OutboundOut = HTTPClientRequestPart
+
+    private var context: ChannelHandlerContext?
+    private weak var receiver: (any UpstreamResponseReceiver)?
+    private var requestComplete = false
+    private var responseComplete = false
+    private var reusable = true
+    private var pendingRead = false
+    private var closed = false
+    /// A 1xx response other than 101 is in progress: its end is not the exchange's.
+    private var informational = false
+    /// Called when the connection can carry another exchange, or closed.
+    var onIdle: ((UpstreamHTTP1Connection) -> Void)?
+    var onClose: ((UpstreamHTTP1Connection) -> Void)?
+    let hostDescription: String
+    private(set) var exchanges = 0
+
+    init(hostDescription: String) {
+        self.hostDescription = hostDescription
+    }
+
+    var isIdle: Bool { receiver == nil && !closed }
+    var isOpen: Bool { !closed }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+    }
+
+    /// Starts an exchange on this idle connection.
+    func begin(_ receiver: any UpstreamResponseReceiver) {
+        self.receiver = receiver
+        requestComplete = false
+        responseComplete = false
+        exchanges += 1
+    }
+
+    // MARK: UpstreamRequestSink
+
+    func writeHead(_ head: HTTPRequestHead) {
+        var head = head
+        if head.headers[canonicalForm: "connection"].contains(where: { $0.lowercased() == "close" }) { reusable = false }
+        head.version = .http1_1
+        context?.write(wrapOutboundOut(.head(head)), promise: nil)
+    }
+
+    func writeBody(_ body: ByteBuffer) {
+        context?.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+    }
+
+    func writeEnd(_ trailers: HTTPHeaders?) {
+        requestComplete = true
+        context?.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+        finishIfDone()
+    }
+
+    var isWritable: Bool { context?.channel.isWritable ?? false }
+
+    func resumeReading() {
+        guard pendingRead, let context else { return }
+        pendingRead = false
+        context.read()
+    }
+
+    func reset() {
+        receiver = nil
+        reusable = false
+        context?.close(promise: nil)
+    }
+
+    // MARK: Channel events
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            if head.status.code < 200, head.status != .switchingProtocols {
+                informational = true
+                return
+            }
+            if !head.isKeepAlive { reusable = false }
+            receiver?.upstreamResponseHead(head)
+        case .body(let body):
+            receiver?.upstreamResponseBody(body)
+        case .end(let trailers):
+            if informational {
+                informational = false
+                return
+            }
+            responseComplete = true
+            let current = receiver
+            // A response that ends before the request finished: Envoy stops sending the rest
+            // and cannot reuse the connection.
+            if !requestComplete { reusable = false }
+            finishIfDone()
+            current?.upstreamResponseEnd(trailers)
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if let receiver, !receiver.downstreamWritable {
+            pendingRead = true
+            return
+        }
+        context.read()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        receiver?.upstreamWritabilityChanged(context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        closed = true
+        let current = receiver
+        receiver = nil
+        if !responseComplete || current != nil { current?.upstreamFailed(.reset) }
+        onClose?(self)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if error is HTTPParserError {
+            let current = receiver
+            receiver = nil
+            current?.upstreamFailed(.protocolError)
+        }
+        context.close(promise: nil)
+    }
+
+    private func finishIfDone() {
+        guard requestComplete, responseComplete else { return }
+        receiver = nil
+        if reusable, !closed {
+            onIdle?(self)
+        } else {
+            context?.close(promise: nil)
+        }
+    }
+}

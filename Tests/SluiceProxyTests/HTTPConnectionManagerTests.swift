@@ -1,0 +1,150 @@
+import Foundation
+import SluiceModel
+@testable import SluiceProxy
+import Testing
+
+/// The HTTP connection manager on loopback: real sockets, HTTP/1.1 clients and upstreams.
+@Suite(.serialized) struct HTTPConnectionManagerTests {
+    private func proxy(
+        routes: RouteConfiguration, clusters: [String: [Int]], manager: (inout HTTPConnectionManagerConfig) -> Void = { _ in }
+    ) async throws -> (ProxyServer, Int) {
+        var hcm = HTTPConnectionManagerConfig(statPrefix: "ingress", routes: .inline(routes))
+        manager(&hcm)
+        let config = ProxyConfiguration(
+            listeners: [ListenerConfig(
+                name: "http", addresses: [ListenerAddress(endpoint: SocketEndpoint("127.0.0.1:0")!)],
+                filterChains: [FilterChain(filters: [.httpConnectionManager(hcm)])])],
+            clusters: clusters.map { name, ports in
+                ClusterConfig(
+                    name: name, discovery: .staticEndpoints, connectTimeout: .seconds(1),
+                    loadAssignment: LoadAssignment(localities: [LocalityEndpoints(
+                        endpoints: ports.map { Endpoint(address: .ip(SocketEndpoint("127.0.0.1:\($0)")!)) })]))
+            })
+        let server = ProxyServer(configuration: config, placement: .proxyNamespace)
+        try await server.start()
+        return (server, Int(server.hostListenerAddresses[0].addresses[0].port))
+    }
+
+    private func stat(_ server: ProxyServer, _ name: String) -> Int64? {
+        for entry in server.stats.snapshot() where entry.name.description == name {
+            switch entry.value {
+            case .counter(let value): return Int64(value)
+            case .gauge(let value): return value
+            }
+        }
+        return nil
+    }
+
+    private static func table(_ routes: [Route], domains: [String] = ["*"]) -> RouteConfiguration {
+        RouteConfiguration(name: "local", virtualHosts: [VirtualHost(name: "all", domains: domains, routes: routes)])
+    }
+
+    private static func forward(_ prefix: String, to cluster: String, retry: RetryPolicy? = nil, timeout: Duration? = .seconds(15)) -> Route {
+        Route(match: RouteMatch(path: .prefix(prefix)), action: .forward(RouteAction(target: .cluster(cluster), timeout: timeout, retryPolicy: retry)))
+    }
+
+    @Test func forwardsKeepAliveRequestsWithEnvoyHeaders() async throws {
+        let upstream = try HTTPTestUpstream(name: "a")
+        defer { upstream.stop() }
+        let (server, port) = try await proxy(routes: Self.table([Self.forward("/", to: "a")]), clusters: ["a": [upstream.port]])
+        let responses = try await Task.detached {
+            let client = try HTTPTestClient(port: port)
+            return try (0..<5).map { _ in try client.request("/hello?x=1") }
+        }.value
+        for response in responses {
+            #expect(response.status == 200)
+            #expect(response.header("x-upstream") == "a")
+            #expect(response.header("server") == "envoy")
+            #expect(response.header("x-envoy-upstream-service-time") != nil)
+            #expect(response.body.hasPrefix("GET /hello?x=1\n"))
+            #expect(response.body.contains("x-forwarded-proto: http"))
+            #expect(response.body.contains("x-request-id: "))
+            #expect(response.body.contains("x-envoy-expected-rq-timeout-ms: 15000"))
+            #expect(response.body.contains("host: example.com"))
+        }
+        #expect(stat(server, "http.ingress.downstream_rq_2xx") == 5)
+        #expect(stat(server, "cluster.a.upstream_rq_200") == 5)
+        #expect(stat(server, "cluster.a.upstream_cx_http1_total") == 1)
+        await server.shutdown()
+    }
+
+    @Test func answersNoRouteAndUnknownClusterLocally() async throws {
+        let (server, port) = try await proxy(
+            routes: Self.table([Self.forward("/known", to: "missing")]), clusters: [:])
+        let (noRoute, noCluster) = try await Task.detached {
+            let client = try HTTPTestClient(port: port)
+            return (try client.request("/other"), try client.request("/known"))
+        }.value
+        #expect(noRoute.status == 404)
+        #expect(noCluster.status == 503)
+        #expect(stat(server, "http.ingress.no_route") == 1)
+        #expect(stat(server, "http.ingress.no_cluster") == 1)
+        await server.shutdown()
+    }
+
+    @Test func retriesFailedAttemptsOnAnotherHost() async throws {
+        let good = try HTTPTestUpstream(name: "good")
+        defer { good.stop() }
+        let closedPort = try HTTPTestUpstream(name: "gone")
+        let deadPort = closedPort.port
+        closedPort.stop()
+        let retry = RetryPolicy(retryOn: [.connectFailure, .fiveXX], numRetries: 3, avoidPreviousHosts: true, backOffBase: .milliseconds(1))
+        let (server, port) = try await proxy(
+            routes: Self.table([Self.forward("/", to: "pair", retry: retry)]), clusters: ["pair": [deadPort, good.port]])
+        let responses = try await Task.detached {
+            let client = try HTTPTestClient(port: port)
+            return try (0..<4).map { _ in try client.request("/") }
+        }.value
+        #expect(responses.allSatisfy { $0.status == 200 && $0.header("x-upstream") == "good" })
+        #expect((stat(server, "cluster.pair.upstream_rq_retry") ?? 0) >= 1)
+        await server.shutdown()
+    }
+
+    @Test func upstreamConnectFailureIsA503WithEnvoysBody() async throws {
+        let gone = try HTTPTestUpstream(name: "gone")
+        let deadPort = gone.port
+        gone.stop()
+        let (server, port) = try await proxy(routes: Self.table([Self.forward("/", to: "dead")]), clusters: ["dead": [deadPort]])
+        let response = try await Task.detached { try HTTPTestClient(port: port).request("/") }.value
+        #expect(response.status == 503)
+        #expect(response.body.hasPrefix("upstream connect error or disconnect/reset before headers. reset reason: remote connection failure"))
+        await server.shutdown()
+    }
+
+    @Test func routeTimeoutAnswers504() async throws {
+        let upstream = try HTTPTestUpstream(name: "slow")
+        defer { upstream.stop() }
+        let (server, port) = try await proxy(
+            routes: Self.table([Self.forward("/", to: "slow", timeout: .milliseconds(200))]), clusters: ["slow": [upstream.port]])
+        let response = try await Task.detached { try HTTPTestClient(port: port).request("/delay/2000") }.value
+        #expect(response.status == 504)
+        #expect(response.body == "upstream request timeout")
+        #expect(stat(server, "cluster.slow.upstream_rq_timeout") == 1)
+        await server.shutdown()
+    }
+
+    @Test func retriesOn5xxThenPassesTheLastResponse() async throws {
+        let upstream = try HTTPTestUpstream(name: "flaky")
+        defer { upstream.stop() }
+        let retry = RetryPolicy(retryOn: [.fiveXX], numRetries: 2, backOffBase: .milliseconds(1))
+        let (server, port) = try await proxy(
+            routes: Self.table([Self.forward("/", to: "flaky", retry: retry)]), clusters: ["flaky": [upstream.port]])
+        let response = try await Task.detached { try HTTPTestClient(port: port).request("/status/503") }.value
+        #expect(response.status == 503)
+        #expect(response.header("x-upstream") == "flaky")
+        #expect(stat(server, "cluster.flaky.upstream_rq_retry") == 2)
+        #expect(stat(server, "cluster.flaky.upstream_rq_503") == 3)
+        await server.shutdown()
+    }
+
+    @Test func postBodiesArriveWhole() async throws {
+        let upstream = try HTTPTestUpstream(name: "sink")
+        defer { upstream.stop() }
+        let (server, port) = try await proxy(routes: Self.table([Self.forward("/", to: "sink")]), clusters: ["sink": [upstream.port]])
+        let body = [UInt8](repeating: 7, count: 3 << 20)
+        let response = try await Task.detached { try HTTPTestClient(port: port).request("/upload", method: "POST", body: body) }.value
+        #expect(response.status == 200)
+        #expect(response.body.contains("body-bytes: \(body.count)"))
+        await server.shutdown()
+    }
+}
