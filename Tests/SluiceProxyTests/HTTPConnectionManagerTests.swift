@@ -148,3 +148,74 @@ import Testing
         await server.shutdown()
     }
 }
+
+/// HTTP/2 on either side of the connection manager.
+@Suite(.serialized) struct HTTP2ConnectionManagerTests {
+    private func proxy(upstreamPort: Int, upstream: UpstreamHTTPProtocolOption, codec: HTTPConnectionManagerConfig.CodecType = .auto)
+        async throws -> (ProxyServer, Int)
+    {
+        let routes = RouteConfiguration(name: "local", virtualHosts: [VirtualHost(name: "all", domains: ["*"], routes: [
+            Route(match: RouteMatch(path: .prefix("/")), action: .forward(RouteAction(target: .cluster("b")))),
+        ])])
+        let config = ProxyConfiguration(
+            listeners: [ListenerConfig(
+                name: "http", addresses: [ListenerAddress(endpoint: SocketEndpoint("127.0.0.1:0")!)],
+                filterChains: [FilterChain(filters: [.httpConnectionManager(
+                    HTTPConnectionManagerConfig(statPrefix: "h2", codecType: codec, routes: .inline(routes)))])])],
+            clusters: [ClusterConfig(
+                name: "b", discovery: .staticEndpoints, connectTimeout: .seconds(1),
+                loadAssignment: LoadAssignment(localities: [LocalityEndpoints(
+                    endpoints: [Endpoint(address: .ip(SocketEndpoint("127.0.0.1:\(upstreamPort)")!))])]),
+                upstreamHTTPProtocol: upstream)])
+        let server = ProxyServer(configuration: config, placement: .proxyNamespace)
+        try await server.start()
+        return (server, Int(server.hostListenerAddresses[0].addresses[0].port))
+    }
+
+    private func stat(_ server: ProxyServer, _ name: String) -> Int64? {
+        for entry in server.stats.snapshot() where entry.name.description == name {
+            switch entry.value {
+            case .counter(let value): return Int64(value)
+            case .gauge(let value): return value
+            }
+        }
+        return nil
+    }
+
+    @Test(arguments: [UpstreamHTTPProtocolOption.http1, .http2])
+    func concurrentStreamsReachTheUpstream(upstream: UpstreamHTTPProtocolOption) async throws {
+        let backend = try HTTPTestUpstream(name: "b", http2: upstream == .http2)
+        defer { backend.stop() }
+        let (server, port) = try await proxy(upstreamPort: backend.port, upstream: upstream)
+        let client = try HTTP2TestClient(port: port)
+        defer { client.close() }
+        let responses = try await withThrowingTaskGroup(of: HTTPTestClient.Response.self) { group in
+            for index in 0..<20 {
+                group.addTask { try client.request("/item/\(index)", method: .POST, body: [UInt8](repeating: 1, count: 100_000)) }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(responses.count == 20)
+        #expect(responses.allSatisfy { $0.status == 200 && $0.body.contains("body-bytes: 100000") })
+        #expect(stat(server, "http.h2.downstream_cx_http2_total") == 1)
+        #expect(stat(server, "http.h2.downstream_rq_2xx") == 20)
+        if upstream == .http2 { #expect(stat(server, "cluster.b.upstream_cx_http2_total") == 1) }
+        await server.shutdown()
+    }
+
+    @Test func grpcRequestsGetGRPCLocalReplies() async throws {
+        let gone = try HTTPTestUpstream(name: "gone")
+        let deadPort = gone.port
+        gone.stop()
+        let (server, port) = try await proxy(upstreamPort: deadPort, upstream: .http2)
+        let client = try HTTP2TestClient(port: port)
+        defer { client.close() }
+        let response = try client.request(
+            "/pkg.Service/Method", method: .POST, headers: [("content-type", "application/grpc"), ("te", "trailers")],
+            body: [0, 0, 0, 0, 0])
+        #expect(response.status == 200)
+        #expect(response.header("grpc-status") == "14")
+        #expect(response.header("grpc-message")?.hasPrefix("upstream connect error") == true)
+        await server.shutdown()
+    }
+}

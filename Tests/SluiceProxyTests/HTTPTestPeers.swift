@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOHTTP2
 import NIOPosix
 
 /// A loopback HTTP/1.1 upstream for connection manager tests. It answers every request with
@@ -12,15 +13,28 @@ final class HTTPTestUpstream: @unchecked Sendable {
     let group: MultiThreadedEventLoopGroup
     let name: String
 
-    init(name: String) throws {
+    /// - Parameter http2: speak HTTP/2 with prior knowledge instead of HTTP/1.1.
+    init(name: String, http2: Bool = false) throws {
         self.name = name
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         channel = try ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(Handler(name: name))
+                    if http2 {
+                        _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
+                            mode: .server, connectionConfiguration: .init(), streamConfiguration: .init()
+                        ) { stream in
+                            stream.eventLoop.makeCompletedFuture {
+                                try stream.pipeline.syncOperations.addHandlers([
+                                    HTTP2FramePayloadToHTTP1ServerCodec(), Handler(name: name),
+                                ])
+                            }
+                        }
+                    } else {
+                        try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                        try channel.pipeline.syncOperations.addHandler(Handler(name: name))
+                    }
                 }
             }
             .bind(host: "127.0.0.1", port: 0).wait()
@@ -165,5 +179,81 @@ final class HTTPTestClient {
             }
         }
         return Response(status: status, headers: headers, body: String(decoding: body, as: UTF8.self))
+    }
+}
+
+/// An HTTP/2 (prior knowledge) client: many concurrent requests as streams of one connection.
+final class HTTP2TestClient: @unchecked Sendable {
+    private let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    private let channel: any Channel
+    private let multiplexer: NIOHTTP2Handler.StreamMultiplexer
+
+    init(port: Int) throws {
+        let connected = try ClientBootstrap(group: group)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTP2Pipeline(
+                        mode: .client, connectionConfiguration: .init(), streamConfiguration: .init()
+                    ) { $0.close() }
+                }
+            }
+            .connect(host: "127.0.0.1", port: port).wait()
+        channel = connected
+        multiplexer = try connected.eventLoop.submit {
+            try connected.pipeline.syncOperations.handler(type: NIOHTTP2Handler.self).syncMultiplexer()
+        }.wait()
+    }
+
+    func close() {
+        try? channel.close().wait()
+        try? group.syncShutdownGracefully()
+    }
+
+    /// Sends one request as a new stream and waits for the whole response.
+    func request(_ path: String, method: HTTPMethod = .GET, host: String = "example.com", headers: [(String, String)] = [],
+                 body: [UInt8] = [], trailers: [(String, String)]? = nil) throws -> HTTPTestClient.Response {
+        let done = channel.eventLoop.makePromise(of: HTTPTestClient.Response.self)
+        let collector = ResponseCollector(done: done)
+        let streamPromise = channel.eventLoop.makePromise(of: (any Channel).self)
+        multiplexer.createStreamChannel(promise: streamPromise) { stream in
+            stream.eventLoop.makeCompletedFuture {
+                try stream.pipeline.syncOperations.addHandlers([HTTP2FramePayloadToHTTP1ClientCodec(httpProtocol: .http), collector])
+            }
+        }
+        let stream = try streamPromise.futureResult.wait()
+        var head = HTTPRequestHead(version: .http1_1, method: method, uri: path)
+        head.headers.add(name: "host", value: host)
+        for (name, value) in headers { head.headers.add(name: name, value: value) }
+        stream.write(HTTPClientRequestPart.head(head), promise: nil)
+        if !body.isEmpty { stream.write(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(bytes: body))), promise: nil) }
+        let trailerHeaders = trailers.map { HTTPHeaders($0) }
+        stream.writeAndFlush(HTTPClientRequestPart.end(trailerHeaders), promise: nil)
+        return try done.futureResult.wait()
+    }
+
+    private final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = HTTPClientResponsePart
+        let done: EventLoopPromise<HTTPTestClient.Response>
+        var response = HTTPTestClient.Response(status: 0, headers: [], body: "")
+        var trailers: [(String, String)] = []
+
+        init(done: EventLoopPromise<HTTPTestClient.Response>) { self.done = done }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch unwrapInboundIn(data) {
+            case .head(let head):
+                response.status = Int(head.status.code)
+                response.headers = head.headers.map { ($0.name.lowercased(), $0.value) }
+            case .body(let body):
+                response.body += String(buffer: body)
+            case .end(let trailers):
+                response.headers += (trailers ?? [:]).map { ($0.name.lowercased(), $0.value) }
+                done.succeed(response)
+            }
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            done.fail(TestError("stream closed before the response ended"))
+        }
     }
 }
