@@ -91,6 +91,25 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler, DownstreamResponseWrite
         context.fireChannelWritabilityChanged()
     }
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is HTTPDrainEvent, !connection.isHTTP2 {
+            closeAfterResponse = true
+            if stream == nil || stream!.finished { closeIfStillIdle(after: manager.config.drainTimeout, context: context) }
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    /// An idle keep-alive connection of a draining proxy closes once the drain timeout passed
+    /// without a new request (a request arriving meanwhile is answered with `Connection: close`).
+    private func closeIfStillIdle(after delay: Duration, context: ChannelHandlerContext) {
+        let served = connection.requests
+        context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(delay)) {
+            guard self.connection.requests == served, self.stream == nil else { return }
+            self.manager.stats.downstreamConnectionsDrainClose.increment()
+            context.close(promise: nil)
+        }
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
         stream?.downstreamReset()
         stream = nil

@@ -98,8 +98,21 @@ extension ProxyServer {
     /// so the connections that did not move are still counted until they finish.
     public func releaseListeners() async {
         for binding in allBindings { await binding.close() }
+        drainHTTPConnections()
         for parked in parkedListeners.withLockedValue({ parked in defer { parked = [] }; return parked }) {
             for socket in parked.sockets { close(socket.descriptor) }
+        }
+    }
+
+    /// HTTP connections cannot move mid-stream; they drain instead, as Envoy's do: HTTP/1
+    /// responses say `Connection: close` from now on and idle connections close after the
+    /// drain timeout, HTTP/2 connections get GOAWAY and close when their streams finish.
+    public func drainHTTPConnections() {
+        http.startDraining()
+        for binding in allBindings {
+            for channel in binding.state.connections.all {
+                channel.pipeline.fireUserInboundEventTriggered(HTTPDrainEvent())
+            }
         }
     }
 
