@@ -167,6 +167,24 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler, DownstreamResponseWrite
 
     var downstreamIsWritable: Bool { context?.channel.isWritable ?? false }
 
+    func becomeTunnel(_ tunnel: UpgradeTunnelHandler) -> Bool {
+        guard let context, !connection.isHTTP2 else { return false }
+        context.flush()
+        stream = nil
+        let sync = context.pipeline.syncOperations
+        do {
+            try sync.addHandler(tunnel, position: .after(self))
+        } catch {
+            return false
+        }
+        sync.removeIfPresent(HTTPServerPipelineHandler.self)
+        sync.removeIfPresent(HTTPServerProtocolErrorHandler.self)
+        sync.removeIfPresent(HTTPResponseEncoder.self)
+        sync.removeIfPresent(ByteToMessageHandler<HTTPRequestDecoder>.self)
+        sync.removeHandler(context: context, promise: nil)
+        return true
+    }
+
     func resumeRequestReading() {
         guard pendingRead, let context else { return }
         pendingRead = false

@@ -13,6 +13,8 @@ protocol DownstreamResponseWriter: AnyObject {
     var downstreamIsWritable: Bool { get }
     /// Reading of the request body resumes (the upstream drained).
     func resumeRequestReading()
+    /// After an accepted upgrade: stops speaking HTTP and joins the connection to `tunnel`.
+    func becomeTunnel(_ tunnel: UpgradeTunnelHandler) -> Bool
 }
 
 /// One downstream request and its response: connection manager processing, routing, the
@@ -28,6 +30,8 @@ final class HTTPStream: UpstreamResponseReceiver {
     private var requestVersion: HTTPVersion
     private var isHeadRequest: Bool
     private let isGRPC: Bool
+    /// The protocol an HTTP/1.1 upgrade request asks for (`websocket`), nil for other requests.
+    private var upgradeType: String?
     let startTime = NIODeadline.now()
 
     private var bufferedBody: [ByteBuffer] = []
@@ -108,6 +112,11 @@ final class HTTPStream: UpstreamResponseReceiver {
                 downstream?.writeResponseHead(HTTPResponseHead(version: requestVersion, status: .continue))
             }
         }
+        if !connection.isHTTP2,
+           request.headers["connection"].contains(where: { $0.lowercased().contains("upgrade") }),
+           let type = request.headers.first(name: "upgrade")?.lowercased(), type != "h2c" {
+            upgradeType = type
+        }
         let internalOnly = manager.internalOnlyHeaders(for: request)
         ForwardedHeaders.apply(to: &request, config: manager.config, internalOnly: internalOnly)
 
@@ -121,6 +130,11 @@ final class HTTPStream: UpstreamResponseReceiver {
             }
             sendLocalReply(reply)
         case .forward(let target):
+            if let upgradeType, !(target.action.upgradeConfigs[upgradeType] ?? manager.config.upgradeTypes[upgradeType] ?? false) {
+                stats.upgradeOnNonUpgradeRoute.increment()
+                sendLocalReply(LocalReply(status: 403, body: "", details: "upgrade_failed"))
+                return
+            }
             forward(target)
         }
     }
@@ -279,7 +293,8 @@ final class HTTPStream: UpstreamResponseReceiver {
 
     /// Envoy speaks HTTP/1.1 upstream unless the cluster enables HTTP/2; gRPC needs HTTP/2.
     private func upstreamProtocol(for cluster: UpstreamCluster) -> UpstreamHTTPProtocol {
-        connection.runtime.upstreamProtocol(for: cluster, downstreamIsHTTP2: connection.isHTTP2)
+        if upgradeType != nil { return .http1 }
+        return connection.runtime.upstreamProtocol(for: cluster, downstreamIsHTTP2: connection.isHTTP2)
     }
 
     private func attached(_ sink: any UpstreamRequestSink) {
@@ -296,6 +311,10 @@ final class HTTPStream: UpstreamResponseReceiver {
         var authority = target.rewrittenAuthority ?? request.authority
         if target.autoHostRewrite, let host { authority = host.hostname ?? host.address.description }
         headers.replaceOrAdd(name: "host", value: authority)
+        if let upgradeType {
+            headers.replaceOrAdd(name: "upgrade", value: upgradeType)
+            headers.replaceOrAdd(name: "connection", value: "upgrade")
+        }
         var path = request.path
         if let rewritten = target.rewrittenPath, rewritten != request.path {
             headers.replaceOrAdd(name: "x-envoy-original-path", value: request.path)
@@ -417,6 +436,25 @@ final class HTTPStream: UpstreamResponseReceiver {
         manager.applyServerHeader(&response.headers)
         if let via = manager.config.via { response.headers.add(name: "via", value: via) }
         downstream?.writeResponseHead(response)
+        if status == 101, upgradeType != nil, let sink, let downstream {
+            let toDownstream = UpgradeTunnelHandler()
+            let toUpstream = UpgradeTunnelHandler()
+            UpgradeTunnelHandler.join(toDownstream, toUpstream)
+            self.sink = nil
+            clusterStats?.requestsActive.decrement()
+            if sink.becomeTunnel(toUpstream), downstream.becomeTunnel(toDownstream) {
+                finish(status: status)
+            } else {
+                sink.reset()
+                downstream.resetStream()
+                finish(status: status)
+            }
+        } else if status == 101 {
+            // A switch nobody asked for cannot be relayed as HTTP.
+            sink?.reset()
+            downstream?.resetStream()
+            finish(status: status)
+        }
     }
 
     func upstreamResponseBody(_ body: ByteBuffer) {

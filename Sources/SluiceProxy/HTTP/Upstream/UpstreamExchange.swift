@@ -26,6 +26,7 @@ protocol UpstreamRequestSink: AnyObject {
     func resumeReading()
     /// Abandons the exchange (timeout, downstream gone); the connection or stream is not reused.
     func reset()
-    /// The exchange is detached before completion because its response was not used (a retry).
     var hostDescription: String { get }
+    /// Joins the connection to an upgrade tunnel; false where upgrades are not possible (HTTP/2).
+    func becomeTunnel(_ tunnel: UpgradeTunnelHandler) -> Bool
 }

@@ -70,6 +70,21 @@ final class UpstreamHTTP1Connection: ChannelDuplexHandler, UpstreamRequestSink {
         context.read()
     }
 
+    /// After a `101 Switching Protocols`: stops speaking HTTP on this connection (never reused)
+    /// and joins it to `tunnel`; bytes that followed the response head are passed on.
+    func becomeTunnel(_ tunnel: UpgradeTunnelHandler) -> Bool {
+        guard let context else { return false }
+        receiver = nil
+        reusable = false
+        closed = true
+        let sync = context.pipeline.syncOperations
+        try? sync.addHandler(tunnel, position: .after(self))
+        sync.removeIfPresent(HTTPRequestEncoder.self)
+        sync.removeIfPresent(ByteToMessageHandler<HTTPResponseDecoder>.self)
+        sync.removeHandler(context: context, promise: nil)
+        return true
+    }
+
     func reset() {
         receiver = nil
         reusable = false

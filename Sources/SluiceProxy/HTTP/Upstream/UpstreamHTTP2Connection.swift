@@ -133,6 +133,8 @@ final class UpstreamHTTP2Stream: ChannelDuplexHandler, UpstreamRequestSink {
         context?.close(promise: nil)
     }
 
+    func becomeTunnel(_ tunnel: UpgradeTunnelHandler) -> Bool { false }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
