@@ -21,7 +21,8 @@ public struct RE2Regex: @unchecked Sendable {
     /// Compiles `pattern`; the error text says what is wrong.
     public init(_ pattern: String) throws(RE2RegexError) {
         self.pattern = pattern
-        let translated = try Self.translate(pattern)
+        // ICU refuses an empty pattern; an empty group means the same.
+        let translated = pattern.isEmpty ? "(?:)" : try Self.translate(pattern)
         do {
             search = try NSRegularExpression(pattern: translated)
             anchored = try NSRegularExpression(pattern: "\\A(?:" + translated + ")\\z")
