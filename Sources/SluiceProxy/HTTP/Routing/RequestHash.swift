@@ -22,11 +22,12 @@ public enum RequestHash {
                                  _ query: inout QueryParameters?) -> UInt64? {
         switch source {
         case .header(let name):
-            // Several values are sorted, then chained: each value hashed with the previous hash as seed.
+            // Several values are sorted (so their order does not matter) and hashed as one stream,
+            // as Envoy's `HashUtil::xxHash64(Span<string_view>)` feeds them to one XXH64 state.
             let values = headerValues(name.asciiLowercased, request)
             guard !values.isEmpty else { return nil }
-            return values.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) })
-                .reduce(UInt64(0)) { XXHash64.hash($1, seed: $0) }
+            let sorted = values.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) })
+            return XXHash64.hash(Array(sorted.joined().utf8))
         case .cookie(let name):
             let value = cookieValue(name, in: request)
             return value.isEmpty ? nil : XXHash64.hash(value)
