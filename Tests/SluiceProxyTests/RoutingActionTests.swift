@@ -192,6 +192,16 @@ import Testing
         #expect(host == "vh")
     }
 
+    @Test func mirrorsAreSampledWithTheStreamRandomValue() throws {
+        let table = try forwardTable(.prefix("/"), RouteAction(target: .cluster("c"), mirrors: [
+            RequestMirrorPolicy(cluster: "always"),
+            RequestMirrorPolicy(cluster: "tenth", fraction: FractionalPercent(numerator: 1_000, denominator: 10_000)),
+        ]))
+        #expect(F.plan(table.decide(F.request(), random: 999))?.mirrors.map(\.cluster) == ["always", "tenth"])
+        #expect(F.plan(table.decide(F.request(), random: 1_000))?.mirrors.map(\.cluster) == ["always"])
+        #expect(F.plan(table.decide(F.request(), random: 10_500))?.mirrors.map(\.cluster) == ["always", "tenth"])
+    }
+
     // MARK: header mutation order, overrides, policies
 
     private func levelTable(mostSpecificWins: Bool) throws -> CompiledRouteTable {

@@ -72,6 +72,10 @@ struct CompiledRoute: Sendable {
                 hostPathRegex = try compileRegex(pattern, path: actionPath + ".host_rewrite_path_regex.pattern")
             }
             try Self.validateTarget(action.target, path: actionPath, routeName: route.name)
+            for (i, mirror) in action.mirrors.enumerated() where mirror.cluster.isEmpty {
+                throw RouteTableError(path: actionPath + ".request_mirror_policies[\(i)]",
+                                      "Exactly one of cluster or cluster_header in request mirror policy need to be specified")
+            }
             if ![500, 404, 503].contains(action.clusterNotFoundStatus) {
                 throw RouteTableError(path: actionPath + ".cluster_not_found_response_code",
                                       "must be 503, 404 or 200 (SERVICE_UNAVAILABLE, NOT_FOUND or INTERNAL_SERVER_ERROR), not \(action.clusterNotFoundStatus)")

@@ -115,7 +115,7 @@ public final class CompiledRouteTable: Sendable {
                 hostRewrite: hostRewrite(action, compiled: compiled, request: request),
                 retryPolicy: action.retryPolicy ?? host.retryPolicy,
                 hashPolicies: action.hashPolicies.isEmpty ? host.hashPolicies : action.hashPolicies,
-                mirrors: action.mirrors,
+                mirrors: action.mirrors.filter { $0.fraction.includes(random) },
                 requestHeaderMutations: steps(entry: entry?.headers, route: route.headers, host: host.headers, response: false),
                 responseHeaderMutations: steps(entry: entry?.headers, route: route.headers, host: host.headers, response: true),
                 filterOverrides: overrides,

@@ -53,6 +53,8 @@ public struct ForwardPlan: Sendable {
     public var retryPolicy: RetryPolicy?
     /// Route's hash policies, else the virtual host's.
     public var hashPolicies: [HashPolicy]
+    /// The route's mirror policies that take this request: Envoy samples each policy's fraction
+    /// with the stream's random value (`random % denominator < numerator`).
     public var mirrors: [RequestMirrorPolicy]
     /// Request header mutations in application order (see `HeaderMutationStep`).
     public var requestHeaderMutations: [HeaderMutationStep]
