@@ -24,6 +24,16 @@ import Testing
         }
     }
 
+    @Test func possessiveOnlyAfterARealRepetition() throws {
+        #expect(throws: RE2RegexError.self) { try RE2Regex("a{2}+") }
+        #expect(try RE2Regex("x}+").fullMatch("x}}"))
+        // Braces that are no repetition are literals in RE2.
+        #expect(try RE2Regex("a{").fullMatch("a{"))
+        #expect(try RE2Regex("a{,2}").fullMatch("a{,2}"))
+        #expect(try RE2Regex("a{2,}").fullMatch("aaa"))
+        #expect(try RE2Regex("/v{1,2}").fullMatch("/vv"))
+    }
+
     @Test func globalReplaceSemantics() throws {
         #expect(try RE2Regex("a*").replaceAll("baaa", with: "X") == "XbX")
         #expect(try RE2Regex("").replaceAll("abc", with: "-") == "-a-b-c-")

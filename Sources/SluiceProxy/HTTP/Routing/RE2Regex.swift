@@ -82,6 +82,28 @@ public struct RE2Regex: @unchecked Sendable {
         return out
     }
 
+    /// Whether the `{` at `index` starts a counted repetition.
+    private static func opensCountedRepetition(_ chars: [Character], at index: Int) -> Bool {
+        var j = index + 1
+        var sawDigit = false
+        while j < chars.count, chars[j].isASCII, chars[j].isNumber || chars[j] == "," {
+            if chars[j].isNumber && !sawDigit && (j == index + 1) { sawDigit = true }
+            j += 1
+        }
+        return sawDigit && j < chars.count && chars[j] == "}"
+    }
+
+    /// Whether the `}` at `index` ends a counted repetition such as `{2}` or `{1,3}`.
+    private static func closesCountedRepetition(_ chars: [Character], at index: Int) -> Bool {
+        var j = index - 1
+        var sawDigit = false
+        while j >= 0, chars[j].isASCII, chars[j].isNumber || chars[j] == "," {
+            if chars[j].isNumber { sawDigit = true }
+            j -= 1
+        }
+        return j >= 0 && chars[j] == "{" && sawDigit && chars[j + 1].isNumber
+    }
+
     private static func isHighSurrogate(_ unit: unichar) -> Bool { (0xD800...0xDBFF).contains(unit) }
 
     /// Rewrites an RE2 pattern into ICU syntax with RE2's meaning, or says why RE2 would reject it.
@@ -150,9 +172,13 @@ public struct RE2Regex: @unchecked Sendable {
                     continue
                 }
                 out.append(c)
+            case "{":
+                // RE2 reads a brace that does not open `{n}`, `{n,}` or `{n,m}` as a literal; ICU does not.
+                out += Self.opensCountedRepetition(chars, at: i) ? "{" : "\\{"
             case "*", "+", "?", "}":
-                out.append(c)
-                if i + 1 < chars.count && chars[i + 1] == "+" {
+                let closesRepeat = c != "}" || Self.closesCountedRepetition(chars, at: i)
+                out += closesRepeat ? String(c) : "\\}"
+                if closesRepeat && i + 1 < chars.count && chars[i + 1] == "+" {
                     throw fail("bad repetition operator \(c)+")
                 }
             case ".":
