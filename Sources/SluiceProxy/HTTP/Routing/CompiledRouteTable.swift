@@ -2,6 +2,13 @@ import SluiceModel
 
 /// A `RouteConfiguration` compiled once (domains indexed, regexes compiled, Envoy's load-time
 /// rules checked) and then asked, request by request, what to do: `decide(_:random:)`.
+///
+/// Known differences from Envoy 1.40: regexes run on ICU (see `RE2Regex`), without RE2's
+/// program-size limit; a header named `host` in a matcher is looked up among the regular
+/// headers (Envoy keeps the authority only as `:authority`); route-configuration-level
+/// `typed_per_filter_config` and `request_mirror_policies`, weighted-cluster `cluster_header`
+/// and `host_rewrite_literal`, `ignore_path_parameters_in_path_matching`, `require_tls`,
+/// the `matcher` tree and cluster specifier plugins are not modelled.
 public final class CompiledRouteTable: Sendable {
     /// The configuration this table was built from.
     public let config: RouteConfiguration
