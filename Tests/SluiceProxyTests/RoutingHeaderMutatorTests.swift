@@ -81,3 +81,29 @@ import Testing
         #expect(HeaderMutator.isModifiable("x-host"))
     }
 }
+
+@Suite struct RoutingAuthorityRewriteTests {
+    @Test func appendsOldAuthorityToXForwardedHostOnce() {
+        var authority = "front.example.com"
+        var headers = HTTPHeaders()
+        AuthorityRewrite.apply("backend", authority: &authority, headers: &headers, appendXForwardedHost: true)
+        #expect(authority == "backend")
+        #expect(headers["x-forwarded-host"] == ["front.example.com"])
+
+        var again = "front.example.com"
+        AuthorityRewrite.apply("backend", authority: &again, headers: &headers, appendXForwardedHost: true)
+        #expect(headers["x-forwarded-host"] == ["front.example.com"])
+
+        var other = "edge"
+        AuthorityRewrite.apply("backend", authority: &other, headers: &headers, appendXForwardedHost: true)
+        #expect(headers["x-forwarded-host"] == ["front.example.com,edge"])
+    }
+
+    @Test func withoutAppendOnlyTheAuthorityChanges() {
+        var authority = "a"
+        var headers = HTTPHeaders()
+        AuthorityRewrite.apply("b", authority: &authority, headers: &headers, appendXForwardedHost: false)
+        #expect(authority == "b")
+        #expect(headers.isEmpty)
+    }
+}
