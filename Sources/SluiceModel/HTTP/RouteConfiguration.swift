@@ -9,6 +9,8 @@ public struct RouteConfiguration: Hashable, Sendable {
     public var mostSpecificHeaderMutationsWins: Bool
     /// Not-found clusters are checked when the configuration is loaded (`validate_clusters`).
     public var validateClusters: Bool
+    /// `ignore_port_in_host_matching`: drop the authority's port before choosing a virtual host.
+    public var ignorePortInHostMatching: Bool = false
 
     public init(
         name: String, virtualHosts: [VirtualHost] = [], headers: HeaderMutations = HeaderMutations(),
