@@ -41,10 +41,15 @@ final class CompiledHTTPConnectionManager: Sendable {
         routeTable?.config.internalOnlyHeaders ?? []
     }
 
-    /// Routes `request` (which the route may rewrite); no table means no route, as Envoy.
-    func resolveRoute(_ request: inout HTTPRequestContext) -> HTTPRouteResolution {
-        guard let table = routeTable else { return .reply(.noRoute) }
-        return table.resolve(&request, random: UInt64.random(in: 0...UInt64.max))
+    /// Routes `request`; no table (RDS not arrived) means no route, as in Envoy.
+    func decide(_ request: HTTPRequestContext, random: UInt64) -> RouteDecision {
+        guard let table = routeTable else { return .noRoute(virtualHost: nil) }
+        return table.decide(request, random: random)
+    }
+
+    /// Substitutes command operators (`%DOWNSTREAM_REMOTE_ADDRESS%`…) in a header value.
+    func substitute(_ value: String, for request: HTTPRequestContext) -> String {
+        HeaderValueFormatter.format(value, request: request)
     }
 
     /// Sets `server` as `server_header_transformation` says.

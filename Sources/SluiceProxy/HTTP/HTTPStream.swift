@@ -43,7 +43,11 @@ final class HTTPStream: UpstreamResponseReceiver {
     private(set) var bytesReceived = 0
     private(set) var bytesSent = 0
 
-    private var target: ForwardTarget?
+    private var target: ForwardPlan?
+    /// The stream's random value: route fractions, weighted picks and mirrors use it, as Envoy's stream id.
+    private let random = UInt64.random(in: 0...UInt64.max)
+    /// Response header mutations of the route that answered, for local replies too.
+    private var responseMutations: [HeaderMutationStep] = []
     private var cluster: UpstreamCluster?
     private var clusterStats: HTTPClusterStats?
     private var retry = RetryState(policy: nil)
@@ -120,22 +124,30 @@ final class HTTPStream: UpstreamResponseReceiver {
         let internalOnly = manager.internalOnlyHeaders(for: request)
         ForwardedHeaders.apply(to: &request, config: manager.config, internalOnly: internalOnly)
 
-        switch manager.resolveRoute(&request) {
-        case .reply(let reply):
-            if reply.flag == "NR" { stats.noRoute.increment() }
-            if reply.status >= 300, reply.status < 400, reply.headers.contains(name: "location") {
-                stats.redirects.increment()
-            } else if reply.flag.isEmpty {
-                stats.directResponses.increment()
-            }
-            sendLocalReply(reply)
-        case .forward(let target):
-            if let upgradeType, !(target.action.upgradeConfigs[upgradeType] ?? manager.config.upgradeTypes[upgradeType] ?? false) {
+        switch manager.decide(request, random: random) {
+        case .noRoute:
+            stats.noRoute.increment()
+            sendLocalReply(.noRoute)
+        case .redirect(let status, let location, let route):
+            stats.redirects.increment()
+            responseMutations = route.responseHeaderMutations
+            var headers = HTTPHeaders()
+            headers.add(name: "location", value: location)
+            sendLocalReply(LocalReply(status: status, body: "", details: "direct_response", headers: headers))
+        case .directResponse(let status, let body, let location, let route):
+            stats.directResponses.increment()
+            responseMutations = route.responseHeaderMutations
+            var headers = HTTPHeaders()
+            if let location { headers.add(name: "location", value: location) }
+            sendLocalReply(LocalReply(status: status, body: body ?? "", details: "direct_response", headers: headers))
+        case .forward(let plan):
+            responseMutations = plan.responseHeaderMutations
+            if let upgradeType, !(plan.action.upgradeConfigs[upgradeType] ?? manager.config.upgradeTypes[upgradeType] ?? false) {
                 stats.upgradeOnNonUpgradeRoute.increment()
                 sendLocalReply(LocalReply(status: 403, body: "", details: "upgrade_failed"))
                 return
             }
-            forward(target)
+            forward(plan)
         }
     }
 
@@ -199,9 +211,18 @@ final class HTTPStream: UpstreamResponseReceiver {
 
     // MARK: Forwarding
 
-    private func forward(_ target: ForwardTarget) {
+    private func forward(_ target: ForwardPlan) {
         self.target = target
-        guard let cluster = connection.clusters.cluster(named: target.clusterName) else {
+        let original = request
+        HeaderMutator.apply(target.requestHeaderMutations, to: &request.headers) { [manager] in
+            manager.substitute($0, for: original)
+        }
+        if let host = target.rewrittenHost(after: request.headers) {
+            AuthorityRewrite.apply(
+                host, authority: &request.authority, headers: &request.headers,
+                appendXForwardedHost: target.action.appendXForwardedHost)
+        }
+        guard !target.clusterName.isEmpty, let cluster = connection.clusters.cluster(named: target.clusterName) else {
             manager.stats.noCluster.increment()
             sendLocalReply(.clusterNotFound(status: target.action.clusterNotFoundStatus))
             return
@@ -215,7 +236,7 @@ final class HTTPStream: UpstreamResponseReceiver {
     }
 
     /// The route's timeout and per-try timeout after Envoy's request headers and gRPC timeout.
-    private func timeouts(for target: ForwardTarget) -> (Duration?, Duration?) {
+    private func timeouts(for target: ForwardPlan) -> (Duration?, Duration?) {
         var timeout = target.action.timeout
         var perTry = target.retryPolicy?.perTryTimeout
         if let max = target.action.grpcTimeoutHeaderMax, isGRPC,
@@ -304,12 +325,12 @@ final class HTTPStream: UpstreamResponseReceiver {
         }
         self.sink = sink
         var headers = request.headers
-        if target.includeAttemptCount { headers.replaceOrAdd(name: "x-envoy-attempt-count", value: String(attemptCount)) }
+        if target.includeRequestAttemptCount { headers.replaceOrAdd(name: "x-envoy-attempt-count", value: String(attemptCount)) }
         if !manager.router.suppressEnvoyHeaders, let expected = perTryTimeout ?? routeTimeout {
             headers.replaceOrAdd(name: "x-envoy-expected-rq-timeout-ms", value: String(expected.milliseconds))
         }
-        var authority = target.rewrittenAuthority ?? request.authority
-        if target.autoHostRewrite, let host { authority = host.hostname ?? host.address.description }
+        var authority = request.authority
+        if case .autoHost? = target.hostRewrite, let host { authority = host.hostname ?? host.address.description }
         headers.replaceOrAdd(name: "host", value: authority)
         if let upgradeType {
             headers.replaceOrAdd(name: "upgrade", value: upgradeType)
@@ -432,7 +453,9 @@ final class HTTPStream: UpstreamResponseReceiver {
         if target.includeAttemptCountInResponse {
             response.headers.replaceOrAdd(name: "x-envoy-attempt-count", value: String(attemptCount))
         }
-        target.mutateResponse(&response.headers, request)
+        HeaderMutator.apply(responseMutations, to: &response.headers) { [manager, request] in
+            manager.substitute($0, for: request)
+        }
         manager.applyServerHeader(&response.headers)
         if let via = manager.config.via { response.headers.add(name: "via", value: via) }
         downstream?.writeResponseHead(response)
@@ -509,7 +532,9 @@ final class HTTPStream: UpstreamResponseReceiver {
             grpc: isGRPC, serverName: manager.serverHeaderValue, allocator: ByteBufferAllocator(), headRequest: isHeadRequest)
         var head = parts.head
         head.version = requestVersion
-        if let target { target.mutateResponse(&head.headers, request) }
+        HeaderMutator.apply(responseMutations, to: &head.headers) { [manager, request] in
+            manager.substitute($0, for: request)
+        }
         downstream?.writeResponseHead(head)
         if let body = parts.body {
             bytesSent += body.readableBytes
