@@ -14,9 +14,15 @@ public final class ClusterManager: Sendable {
     private let store: StatsStore
     private let logger: Logger
     private let resolverPool: NIOThreadPool
+    /// Active health checkers per cluster object.
+    private let checkers = NIOLockedValueBox<[ObjectIdentifier: [HealthChecker]]>([:])
+    /// Where health-check connections are made: the proxy's own namespace, with its mark.
+    private let healthCheckSockets: SocketFactory
 
     /// - Parameter resolverPool: started by the owner and shared by every cluster manager.
-    init(configs: [ClusterConfig], store: StatsStore, resolverPool: NIOThreadPool, logger: Logger) {
+    init(configs: [ClusterConfig], store: StatsStore, resolverPool: NIOThreadPool, logger: Logger,
+         healthCheckSockets: SocketFactory = SocketFactory(namespace: .home)) {
+        self.healthCheckSockets = healthCheckSockets
         var clusters: [String: UpstreamCluster] = [:]
         for config in configs { clusters[config.name] = UpstreamCluster(config: config, store: store) }
         self.clusters = NIOLockedValueBox(clusters)
@@ -82,6 +88,30 @@ public final class ClusterManager: Sendable {
             return timers.values.flatMap { $0 }
         }
         for task in all { task.cancel() }
+        let running = checkers.withLockedValue { checkers in
+            defer { checkers = [:] }
+            return checkers.values.flatMap { $0 }
+        }
+        for checker in running { checker.stop() }
+    }
+
+    /// Starts the cluster's active health checkers and its outlier-detection interval timer.
+    private func startHealthTracking(_ cluster: UpstreamCluster, on eventLoop: any EventLoop) -> [RepeatedTask] {
+        var tasks: [RepeatedTask] = []
+        if let detector = cluster.outlierDetector {
+            let interval = TimeAmount(detector.config.interval)
+            tasks.append(eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+                detector.intervalElapsed()
+            })
+        }
+        if let stats = cluster.healthCheckStats {
+            let started = cluster.config.healthChecks.map { config in
+                HealthChecker(cluster: cluster, config: config, socketFactory: healthCheckSockets, eventLoop: eventLoop, stats: stats)
+            }
+            checkers.withLockedValue { $0[ObjectIdentifier(cluster)] = started }
+            for checker in started { checker.start() }
+        }
+        return tasks
     }
 
     private func startTimers(_ cluster: UpstreamCluster, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
@@ -104,6 +134,7 @@ public final class ClusterManager: Sendable {
         case .staticEndpoints, .eds:
             break
         }
+        tasks += startHealthTracking(cluster, on: eventLoop)
         timers.withLockedValue { $0[ObjectIdentifier(cluster)] = tasks }
         return initial
     }
@@ -111,6 +142,9 @@ public final class ClusterManager: Sendable {
     private func stopTimers(_ cluster: UpstreamCluster) {
         for task in timers.withLockedValue({ $0.removeValue(forKey: ObjectIdentifier(cluster)) }) ?? [] {
             task.cancel()
+        }
+        for checker in checkers.withLockedValue({ $0.removeValue(forKey: ObjectIdentifier(cluster)) }) ?? [] {
+            checker.stop()
         }
     }
 
