@@ -53,7 +53,7 @@ import Testing
     @Test func leastRequestPrefersIdleHosts() {
         let busy = host(1)
         let idle = host(2)
-        for _ in 0..<10 { busy.connectionsActive.increment() }
+        for _ in 0..<10 { busy.activeRequests.increment() }
         let set = HostSet(hosts: [busy, idle])
         let balancer = LoadBalancer(policy: .leastRequest(choiceCount: 2))
         var idlePicks = 0

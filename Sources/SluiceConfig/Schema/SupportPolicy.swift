@@ -125,7 +125,8 @@ extension SupportPolicy {
             "load_balancing_policy", "common_http_protocol_options", "protocol_selection",
         ],
         "envoy.config.cluster.v3.Cluster.LeastRequestLbConfig": ["active_request_bias"],
-        "envoy.config.core.v3.RuntimeDouble": ["default_value"],
+        // Sluice has no runtime layer: the default value applies, as in Envoy without an override.
+        "envoy.config.core.v3.RuntimeDouble": ["default_value", "runtime_key"],
         "envoy.config.cluster.v3.Cluster.RingHashLbConfig": ["minimum_ring_size", "maximum_ring_size", "hash_function"],
         "envoy.config.cluster.v3.Cluster.MaglevLbConfig": ["table_size"],
         "envoy.config.cluster.v3.CircuitBreakers": ["thresholds"],
