@@ -47,7 +47,7 @@ public struct OutlierDetectionConfig: Hashable, Sendable {
     public var enforcingConsecutive5xx: Int
     public var enforcingConsecutiveGatewayFailure: Int
     public var enforcingConsecutiveLocalOriginFailure: Int
-    /// An ejected host that passes an active health check is returned at once.
+    /// An ejected host that passes an active health check is returned at once (true by default).
     public var successfulActiveHealthCheckUnejectHost: Bool
 
     /// Envoy's defaults.
@@ -57,7 +57,7 @@ public struct OutlierDetectionConfig: Hashable, Sendable {
         baseEjectionTime: Duration = .seconds(30), maxEjectionTime: Duration = .seconds(300),
         maxEjectionTimeJitter: Duration = .zero, maxEjectionPercent: Int = 10, alwaysEjectOneHost: Bool = false,
         enforcingConsecutive5xx: Int = 100, enforcingConsecutiveGatewayFailure: Int = 0,
-        enforcingConsecutiveLocalOriginFailure: Int = 100, successfulActiveHealthCheckUnejectHost: Bool = false
+        enforcingConsecutiveLocalOriginFailure: Int = 100, successfulActiveHealthCheckUnejectHost: Bool = true
     ) {
         self.consecutive5xx = consecutive5xx
         self.consecutiveGatewayFailure = consecutiveGatewayFailure

@@ -175,3 +175,35 @@ private final class CannedReplyHandler: ChannelInboundHandler {
         try await group.shutdownGracefully()
     }
 }
+
+@Suite(.serialized) struct ClusterManagerHealthTests {
+    @Test func startRunsHealthChecksAndWaitsForTheFirstRound() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let server = try CannedServer(group: group)
+        let pool = NIOThreadPool(numberOfThreads: 1)
+        pool.start()
+        let store = StatsStore()
+        let check = HealthCheckConfig(
+            kind: .http(HTTPHealthCheck(path: "/")), timeout: .seconds(1), interval: .seconds(10),
+            unhealthyThreshold: 1, healthyThreshold: 1)
+        let config = ClusterConfig(
+            name: "svc", discovery: .staticEndpoints,
+            loadAssignment: LoadAssignment(localities: [LocalityEndpoints(endpoints: [
+                Endpoint(address: .ip(SocketEndpoint("127.0.0.1:\(server.port)")!)),
+            ])]),
+            healthChecks: [check])
+        let manager = ClusterManager(
+            configs: [config], store: store, resolverPool: pool, logger: .init(label: "test"),
+            healthCheckSockets: SocketFactory(namespace: .home, mark: nil))
+        try await manager.start(on: group.next()).get()
+        // start() returned after the first round, so the host is already known healthy.
+        let host = try #require(manager.cluster(named: "svc")?.hostSet.allHosts.first)
+        #expect(host.isHealthy)
+        #expect(store.counter(.cluster("svc", "health_check.success")).value == 1)
+        #expect(store.gauge(.cluster("svc", "health_check.healthy")).value == 1)
+        manager.shutdown()
+        try await server.channel.close()
+        try await pool.shutdownGracefully()
+        try await group.shutdownGracefully()
+    }
+}

@@ -95,8 +95,11 @@ public final class ClusterManager: Sendable {
         for checker in running { checker.stop() }
     }
 
-    /// Starts the cluster's active health checkers and its outlier-detection interval timer.
-    private func startHealthTracking(_ cluster: UpstreamCluster, on eventLoop: any EventLoop) -> [RepeatedTask] {
+    /// Starts the cluster's active health checkers and its outlier-detection interval timer;
+    /// the future completes after the checkers' first round (Envoy's cluster initialization).
+    private func startHealthTracking(
+        _ cluster: UpstreamCluster, on eventLoop: any EventLoop
+    ) -> (tasks: [RepeatedTask], firstRound: EventLoopFuture<Void>) {
         var tasks: [RepeatedTask] = []
         if let detector = cluster.outlierDetector {
             let interval = TimeAmount(detector.config.interval)
@@ -110,8 +113,9 @@ public final class ClusterManager: Sendable {
             }
             checkers.withLockedValue { $0[ObjectIdentifier(cluster)] = started }
             for checker in started { checker.start() }
+            return (tasks, EventLoopFuture.andAllComplete(started.map(\.firstRound), on: eventLoop))
         }
-        return tasks
+        return (tasks, eventLoop.makeSucceededVoidFuture())
     }
 
     private func startTimers(_ cluster: UpstreamCluster, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
@@ -134,9 +138,10 @@ public final class ClusterManager: Sendable {
         case .staticEndpoints, .eds:
             break
         }
-        tasks += startHealthTracking(cluster, on: eventLoop)
+        let health = startHealthTracking(cluster, on: eventLoop)
+        tasks += health.tasks
         timers.withLockedValue { $0[ObjectIdentifier(cluster)] = tasks }
-        return initial
+        return initial.and(health.firstRound).map { _ in }
     }
 
     private func stopTimers(_ cluster: UpstreamCluster) {

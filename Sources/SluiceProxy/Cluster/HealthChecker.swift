@@ -21,6 +21,10 @@ final class HealthChecker: Sendable {
     private let sessions = NIOLockedValueBox<[ObjectIdentifier: Session]>([:])
     private let stopped = NIOLockedValueBox(false)
     private let reconcileTask = NIOLockedValueBox<RepeatedTask?>(nil)
+    /// Hosts present at start that have not had a first result yet; Envoy finishes a cluster's
+    /// initialization only after this first round.
+    private let awaitingFirstResult = NIOLockedValueBox<Set<ObjectIdentifier>>([])
+    private let firstRoundPromise: EventLoopPromise<Void>
 
     init(cluster: UpstreamCluster, config: HealthCheckConfig, socketFactory: SocketFactory, eventLoop: any EventLoop,
          stats: HealthCheckStats) {
@@ -29,11 +33,18 @@ final class HealthChecker: Sendable {
         self.socketFactory = socketFactory
         self.eventLoop = eventLoop
         self.stats = stats
+        self.firstRoundPromise = eventLoop.makePromise()
     }
+
+    /// Completes when every host present at `start` had its first check (or on `stop`).
+    var firstRound: EventLoopFuture<Void> { firstRoundPromise.futureResult }
 
     /// Starts checking every host, each after a random `initial_jitter`, and picks up host
     /// changes once per interval.
     func start() {
+        let initial = Set(cluster.hostSet.allHosts.map(ObjectIdentifier.init))
+        awaitingFirstResult.withLockedValue { $0 = initial }
+        if initial.isEmpty { firstRoundPromise.succeed() }
         reconcile()
         let interval = TimeAmount(config.interval)
         let task = eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [self] _ in reconcile() }
@@ -48,6 +59,7 @@ final class HealthChecker: Sendable {
             return sessions.values.compactMap(\.task)
         }
         for task in tasks { task.cancel() }
+        firstRoundPromise.succeed()
     }
 
     /// Adds sessions for new hosts and drops those of hosts that left.
@@ -135,6 +147,10 @@ final class HealthChecker: Sendable {
             sessions[ObjectIdentifier(host)] = session
             return (transition, interval, session.state.failed)
         }
+        let roundDone = awaitingFirstResult.withLockedValue { waiting in
+            waiting.remove(ObjectIdentifier(host)) != nil && waiting.isEmpty
+        }
+        if roundDone { firstRoundPromise.succeed() }
         guard let (transition, interval, failed) = decision else { return }
         if host.setFlag(UpstreamHost.HealthFlag.failedActiveHealthCheck, failed) { cluster.hostHealthChanged() }
         if result == .success { cluster.outlierDetector?.activeHealthCheckSucceeded(host) }

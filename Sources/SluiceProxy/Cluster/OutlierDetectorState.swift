@@ -145,10 +145,14 @@ struct OutlierDetectorState {
         return decisions
     }
 
-    /// Returns an ejected host at once (a successful active health check, when configured).
+    /// Returns an ejected host at once (a successful active health check, when configured),
+    /// clearing its error counters as Envoy does.
     mutating func uneject(_ host: ObjectIdentifier) -> [Decision] {
         guard var state = hosts[host], state.ejectedAt != nil else { return [] }
         state.ejectedAt = nil
+        state.consecutive5xx = 0
+        state.consecutiveGatewayFailure = 0
+        state.consecutiveLocalOriginFailure = 0
         hosts[host] = state
         return [.unejected(host: host)]
     }
