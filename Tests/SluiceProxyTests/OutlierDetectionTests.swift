@@ -1,3 +1,4 @@
+import Foundation
 import SluiceModel
 @testable import SluiceProxy
 import Testing
@@ -142,5 +143,35 @@ import Testing
         #expect(!bad.isEjected)
         #expect(store.gauge(.cluster("c", "outlier_detection.ejections_active")).value == 0)
         #expect(store.gauge(.cluster("c", "membership_healthy")).value == 4)
+    }
+
+    @Test func passingHealthCheckReturnsAnEjectedHost() throws {
+        let store = StatsStore()
+        let config = ClusterConfig(
+            name: "c", discovery: .staticEndpoints,
+            loadAssignment: LoadAssignment(localities: [LocalityEndpoints(endpoints: [
+                Endpoint(address: .ip(SocketEndpoint("10.0.0.1:80")!)),
+            ])]),
+            outlierDetection: OutlierDetectionConfig(consecutive5xx: 1, maxEjectionPercent: 100))
+        let cluster = UpstreamCluster(config: config, store: store)
+        let detector = try #require(cluster.outlierDetector)
+        let host = cluster.hostSet.allHosts[0]
+        detector.record(host: host, event: .httpResponse(status: 503), now: 0)
+        #expect(host.isEjected)
+        detector.activeHealthCheckSucceeded(host)
+        #expect(!host.isEjected)
+        #expect(store.gauge(.cluster("c", "outlier_detection.ejections_active")).value == 0)
+    }
+
+    @Test func newHostsOfAHealthCheckedClusterStartUnhealthy() {
+        let check = HealthCheckConfig(kind: .tcp(send: Data(), receive: []), timeout: .seconds(1), interval: .seconds(1),
+                                      unhealthyThreshold: 1, healthyThreshold: 1)
+        let cluster = UpstreamCluster(config: ClusterConfig(name: "c", discovery: .eds(serviceName: "c"), healthChecks: [check]),
+                                      store: StatsStore())
+        cluster.replaceHosts([UpstreamHost(address: SocketEndpoint("10.0.0.9:80")!)])
+        #expect(cluster.hostSet.allHosts.map(\.failedActiveHealthCheck) == [true])
+        let plain = UpstreamCluster(config: ClusterConfig(name: "p", discovery: .eds(serviceName: "p")), store: StatsStore())
+        plain.replaceHosts([UpstreamHost(address: SocketEndpoint("10.0.0.9:80")!)])
+        #expect(plain.hostSet.allHosts.map(\.isHealthy) == [true])
     }
 }

@@ -52,6 +52,7 @@ public final class ClusterManager: Sendable {
     func update(_ configs: [ClusterConfig]) async {
         guard let eventLoop = timerLoop.withLockedValue({ $0 }) else { return }
         var started: [EventLoopFuture<Void>] = []
+        var changedEndpoints: [UpstreamCluster] = []
         let (added, removed) = clusters.withLockedValue { clusters -> ([UpstreamCluster], [UpstreamCluster]) in
             var added: [UpstreamCluster] = []
             var removed: [UpstreamCluster] = []
@@ -67,6 +68,7 @@ public final class ClusterManager: Sendable {
                         existing.replaceHosts(
                             UpstreamCluster.hosts(from: config.loadAssignment),
                             overprovisioningFactor: config.loadAssignment.overprovisioningFactor)
+                        changedEndpoints.append(existing)
                         continue
                     }
                     removed.append(existing)
@@ -77,6 +79,7 @@ public final class ClusterManager: Sendable {
             }
             return (added, removed)
         }
+        for cluster in changedEndpoints { hostsChanged(cluster) }
         for cluster in removed { stopTimers(cluster) }
         for cluster in added { started.append(startTimers(cluster, on: eventLoop)) }
         try? await EventLoopFuture.andAllComplete(started, on: eventLoop).get()
@@ -93,6 +96,10 @@ public final class ClusterManager: Sendable {
             return checkers.values.flatMap { $0 }
         }
         for checker in running { checker.stop() }
+    }
+
+    private func hostsChanged(_ cluster: UpstreamCluster) {
+        for checker in checkers.withLockedValue({ $0[ObjectIdentifier(cluster)] }) ?? [] { checker.hostsChanged() }
     }
 
     /// Starts the cluster's active health checkers and its outlier-detection interval timer;
@@ -191,6 +198,7 @@ public final class ClusterManager: Sendable {
             return hosts
         }.map { hosts in
             cluster.replaceHosts(hosts)
+            self.hostsChanged(cluster)
         }.recover { _ in
             cluster.replaceHosts(cluster.hostSet.allHosts)
         }

@@ -25,6 +25,7 @@ final class HealthChecker: Sendable {
     /// initialization only after this first round.
     private let awaitingFirstResult = NIOLockedValueBox<Set<ObjectIdentifier>>([])
     private let firstRoundPromise: EventLoopPromise<Void>
+    private let firstRoundDone = NIOLockedValueBox(false)
 
     init(cluster: UpstreamCluster, config: HealthCheckConfig, socketFactory: SocketFactory, eventLoop: any EventLoop,
          stats: HealthCheckStats) {
@@ -44,7 +45,7 @@ final class HealthChecker: Sendable {
     func start() {
         let initial = Set(cluster.hostSet.allHosts.map(ObjectIdentifier.init))
         awaitingFirstResult.withLockedValue { $0 = initial }
-        if initial.isEmpty { firstRoundPromise.succeed() }
+        if initial.isEmpty { completeFirstRound() }
         reconcile()
         let interval = TimeAmount(config.interval)
         let task = eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [self] _ in reconcile() }
@@ -59,7 +60,28 @@ final class HealthChecker: Sendable {
             return sessions.values.compactMap(\.task)
         }
         for task in tasks { task.cancel() }
-        firstRoundPromise.succeed()
+        completeFirstRound()
+    }
+
+    private func completeFirstRound() {
+        let first = firstRoundDone.withLockedValue { done in
+            defer { done = true }
+            return !done
+        }
+        if first { firstRoundPromise.succeed() }
+    }
+
+    /// Counts `host`'s first result toward the first round.
+    private func firstResult(of host: UpstreamHost) {
+        let roundDone = awaitingFirstResult.withLockedValue { waiting in
+            waiting.remove(ObjectIdentifier(host)) != nil && waiting.isEmpty
+        }
+        if roundDone { completeFirstRound() }
+    }
+
+    /// Checks new hosts at once (they stay unhealthy until their first check passes).
+    func hostsChanged() {
+        eventLoop.execute { [self] in reconcile() }
     }
 
     /// Adds sessions for new hosts and drops those of hosts that left.
@@ -82,6 +104,13 @@ final class HealthChecker: Sendable {
             return dropped
         }
         for task in dropped { task.cancel() }
+        // Hosts that left before their first check no longer hold up the first round.
+        let roundDone = awaitingFirstResult.withLockedValue { waiting in
+            let before = waiting.count
+            waiting.formIntersection(live)
+            return before > 0 && waiting.isEmpty
+        }
+        if roundDone { completeFirstRound() }
         for host in added {
             let jitter = HealthCheckSessionState.milliseconds(config.initialJitter)
             schedule(host, after: .milliseconds(jitter > 0 ? Int64.random(in: 0..<jitter) : 0))
@@ -147,15 +176,15 @@ final class HealthChecker: Sendable {
             sessions[ObjectIdentifier(host)] = session
             return (transition, interval, session.state.failed)
         }
-        let roundDone = awaitingFirstResult.withLockedValue { waiting in
-            waiting.remove(ObjectIdentifier(host)) != nil && waiting.isEmpty
+        guard let (transition, interval, failed) = decision else {
+            firstResult(of: host)
+            return
         }
-        if roundDone { firstRoundPromise.succeed() }
-        guard let (transition, interval, failed) = decision else { return }
         if host.setFlag(UpstreamHost.HealthFlag.failedActiveHealthCheck, failed) { cluster.hostHealthChanged() }
         if result == .success { cluster.outlierDetector?.activeHealthCheckSucceeded(host) }
         _ = transition
         stats.healthy.set(Int64(cluster.hostSet.allHosts.filter { !$0.failedActiveHealthCheck }.count))
+        firstResult(of: host)
         schedule(host, after: TimeAmount(interval))
     }
 }
