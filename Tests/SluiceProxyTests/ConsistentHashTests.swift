@@ -97,6 +97,13 @@ import Testing
         for count in counts.values { #expect(abs(count - 65537 / 4) <= 4) }
     }
 
+    @Test func maglevTableIgnoresDiscoveryOrder() {
+        let hosts = (1...5).map { host($0) }
+        let forward = MaglevTable(hosts: hosts, tableSize: 251)
+        let reversed = MaglevTable(hosts: hosts.reversed(), tableSize: 251)
+        #expect(forward.table.map(\.address) == reversed.table.map(\.address))
+    }
+
     @Test func maglevFollowsWeights() {
         let table = MaglevTable(hosts: [host(1, weight: 1), host(2, weight: 3)], tableSize: 65537)
         let light = table.table.filter { $0.address.description == "10.0.0.1:80" }.count

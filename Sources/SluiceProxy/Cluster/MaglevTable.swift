@@ -6,8 +6,11 @@ import SluiceModel
 struct MaglevTable {
     private(set) var table: [UpstreamHost] = []
 
-    init(hosts candidates: [UpstreamHost], tableSize: Int) {
-        guard !candidates.isEmpty, tableSize > 1 else { return }
+    init(hosts unordered: [UpstreamHost], tableSize: Int) {
+        guard !unordered.isEmpty, tableSize > 1 else { return }
+        // Hosts fill the table in the order of their hash keys, as in Envoy, so the table does
+        // not depend on the order discovery listed them in.
+        let candidates = unordered.sorted { $0.address.description < $1.address.description }
         let size = UInt64(tableSize)
         let totalWeight = candidates.reduce(0.0) { $0 + Double($1.weight) }
         let weights = candidates.map { Double($0.weight) / totalWeight }
