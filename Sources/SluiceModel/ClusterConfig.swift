@@ -11,9 +11,16 @@ public struct ClusterConfig: Hashable, Sendable {
     /// `SO_MARK` for upstream sockets from `upstream_bind_config.socket_options`; nil keeps the
     /// proxy's own mark.
     public var upstreamMark: UInt32?
-    /// The protocol HTTP requests use toward the hosts.
-    public var upstreamHTTPProtocol: UpstreamHTTPProtocolOption
-    public var upstreamHTTP2: HTTP2ProtocolOptions
+    /// `circuit_breakers`: limits per routing priority (Envoy's defaults when not configured).
+    public var circuitBreakers: CircuitBreakerSettings
+    /// `outlier_detection`; nil when the cluster has none (passive health checking off).
+    public var outlierDetection: OutlierDetectionConfig?
+    /// `health_checks` (active health checking); empty when none.
+    public var healthChecks: [HealthCheckConfig]
+    /// How the router talks HTTP to this cluster's hosts.
+    public var upstreamHTTP: UpstreamHTTPOptions
+    /// `least_request_lb_config.active_request_bias` (1.0 by default).
+    public var leastRequestActiveRequestBias: Double
 
     /// How the cluster's hosts are found.
     public enum Discovery: Hashable, Sendable {
@@ -37,11 +44,12 @@ public struct ClusterConfig: Hashable, Sendable {
         perConnectionBufferLimitBytes: Int = 1 << 20,
         healthyPanicThresholdPercent: Double = 50,
         upstreamMark: UInt32? = nil,
-        upstreamHTTPProtocol: UpstreamHTTPProtocolOption = .http1,
-        upstreamHTTP2: HTTP2ProtocolOptions = HTTP2ProtocolOptions()
+        circuitBreakers: CircuitBreakerSettings = CircuitBreakerSettings(),
+        outlierDetection: OutlierDetectionConfig? = nil,
+        healthChecks: [HealthCheckConfig] = [],
+        upstreamHTTP: UpstreamHTTPOptions = UpstreamHTTPOptions(),
+        leastRequestActiveRequestBias: Double = 1.0
     ) {
-        self.upstreamHTTPProtocol = upstreamHTTPProtocol
-        self.upstreamHTTP2 = upstreamHTTP2
         self.name = name
         self.discovery = discovery
         self.connectTimeout = connectTimeout
@@ -50,15 +58,12 @@ public struct ClusterConfig: Hashable, Sendable {
         self.perConnectionBufferLimitBytes = perConnectionBufferLimitBytes
         self.healthyPanicThresholdPercent = healthyPanicThresholdPercent
         self.upstreamMark = upstreamMark
+        self.circuitBreakers = circuitBreakers
+        self.outlierDetection = outlierDetection
+        self.healthChecks = healthChecks
+        self.upstreamHTTP = upstreamHTTP
+        self.leastRequestActiveRequestBias = leastRequestActiveRequestBias
     }
-}
-
-/// Which HTTP version requests to a cluster use (`HttpProtocolOptions`).
-public enum UpstreamHTTPProtocolOption: Hashable, Sendable {
-    case http1
-    case http2
-    /// `use_downstream_protocol_config`: the version the request came in.
-    case useDownstream
 }
 
 /// Envoy's `DnsLookupFamily`.
@@ -74,6 +79,25 @@ public enum LoadBalancingPolicy: Hashable, Sendable {
     case leastRequest(choiceCount: Int)
     /// The cluster type chooses (ORIGINAL_DST).
     case clusterProvided
+    /// Ketama-style consistent hashing over a ring of host hashes (`RING_HASH`).
+    case ringHash(RingHashSettings)
+    /// Maglev consistent hashing over a prime-sized lookup table (`MAGLEV`).
+    case maglev(tableSize: Int)
+
+    /// Envoy's default Maglev table size (a prime).
+    public static let defaultMaglevTableSize = 65537
+}
+
+/// `ring_hash_lb_config`.
+public struct RingHashSettings: Hashable, Sendable {
+    public var minimumRingSize: Int
+    public var maximumRingSize: Int
+
+    /// Envoy's defaults: at least 1024 entries, at most 8M.
+    public init(minimumRingSize: Int = 1024, maximumRingSize: Int = 8_388_608) {
+        self.minimumRingSize = minimumRingSize
+        self.maximumRingSize = maximumRingSize
+    }
 }
 
 /// Endpoints grouped by locality and priority (Envoy's `ClusterLoadAssignment`).

@@ -156,8 +156,10 @@ public final class ProxyServer: Sendable {
             }
             let scope: AcceptScope
             if let configuration {
+                // Health checks of a workload's own clusters leave from its namespace, like its traffic.
                 let clusters = ClusterManager(
-                    configs: configuration.clusters, store: self.stats, resolverPool: self.resolverPool, logger: self.logger)
+                    configs: configuration.clusters, store: self.stats, resolverPool: self.resolverPool, logger: self.logger,
+                    healthCheckSockets: SocketFactory(namespace: namespace, inbound: inbound))
                 try await clusters.start(on: self.group.next()).get()
                 scope = AcceptScope(
                     socketFactory: SocketFactory(namespace: namespace, inbound: inbound), workloadStats: workloadStats,

@@ -99,15 +99,15 @@ import Testing
             static_resources:
               clusters:
               - name: a
-                health_checks: [{ timeout: 1s, interval: 1s }]
-                outlier_detection: { consecutive_5xx: 3 }
+                health_checks: [{ timeout: 1s, interval: 1s, unhealthy_threshold: 1, healthy_threshold: 1, grpc_health_check: {} }]
+                outlier_detection: { consecutive_5xx: 3, success_rate_minimum_hosts: 3 }
               - name: b
-                lb_policy: MAGLEV
+                type: LOGICAL_DNS
             """)
         #expect(Set(issues.map(\.path)) == [
-            "static_resources.clusters[0].health_checks",
-            "static_resources.clusters[0].outlier_detection",
-            "static_resources.clusters[1].lb_policy",
+            "static_resources.clusters[0].health_checks[0].grpc_health_check",
+            "static_resources.clusters[0].outlier_detection.success_rate_minimum_hosts",
+            "static_resources.clusters[1].type",
         ])
         #expect(issues.allSatisfy { $0.kind == .unsupported })
     }

@@ -151,7 +151,7 @@ import Testing
 
 /// HTTP/2 on either side of the connection manager.
 @Suite(.serialized) struct HTTP2ConnectionManagerTests {
-    private func proxy(upstreamPort: Int, upstream: UpstreamHTTPProtocolOption, codec: HTTPConnectionManagerConfig.CodecType = .auto)
+    private func proxy(upstreamPort: Int, upstream: UpstreamHTTPOptions.ProtocolChoice, codec: HTTPConnectionManagerConfig.CodecType = .auto)
         async throws -> (ProxyServer, Int)
     {
         let routes = RouteConfiguration(name: "local", virtualHosts: [VirtualHost(name: "all", domains: ["*"], routes: [
@@ -166,7 +166,7 @@ import Testing
                 name: "b", discovery: .staticEndpoints, connectTimeout: .seconds(1),
                 loadAssignment: LoadAssignment(localities: [LocalityEndpoints(
                     endpoints: [Endpoint(address: .ip(SocketEndpoint("127.0.0.1:\(upstreamPort)")!))])]),
-                upstreamHTTPProtocol: upstream)])
+                upstreamHTTP: UpstreamHTTPOptions(protocolChoice: upstream))])
         let server = ProxyServer(configuration: config, placement: .proxyNamespace)
         try await server.start()
         return (server, Int(server.hostListenerAddresses[0].addresses[0].port))
@@ -182,8 +182,8 @@ import Testing
         return nil
     }
 
-    @Test(arguments: [UpstreamHTTPProtocolOption.http1, .http2])
-    func concurrentStreamsReachTheUpstream(upstream: UpstreamHTTPProtocolOption) async throws {
+    @Test(arguments: [UpstreamHTTPOptions.ProtocolChoice.http1, .http2])
+    func concurrentStreamsReachTheUpstream(upstream: UpstreamHTTPOptions.ProtocolChoice) async throws {
         let backend = try HTTPTestUpstream(name: "b", http2: upstream == .http2)
         defer { backend.stop() }
         let (server, port) = try await proxy(upstreamPort: backend.port, upstream: upstream)

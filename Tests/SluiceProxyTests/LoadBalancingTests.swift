@@ -53,7 +53,7 @@ import Testing
     @Test func leastRequestPrefersIdleHosts() {
         let busy = host(1)
         let idle = host(2)
-        for _ in 0..<10 { busy.connectionsActive.increment() }
+        for _ in 0..<10 { busy.activeRequests.increment() }
         let set = HostSet(hosts: [busy, idle])
         let balancer = LoadBalancer(policy: .leastRequest(choiceCount: 2))
         var idlePicks = 0
@@ -70,5 +70,40 @@ import Testing
         for _ in 0..<10 {
             #expect(balancer.choose(from: set, excluding: [ObjectIdentifier(first)]) === second)
         }
+    }
+}
+
+@Suite struct WeightedLeastRequestTests {
+    private func host(_ last: Int, weight: UInt32 = 1) -> UpstreamHost {
+        UpstreamHost(address: SocketEndpoint("10.0.2.\(last):80")!, weight: weight, health: .healthy)
+    }
+
+    @Test func unequalWeightsDivideByActiveRequests() {
+        // Weight 4 with 3 active requests scores 1, weight 1 idle scores 1: an even split.
+        let heavy = host(1, weight: 4)
+        let light = host(2, weight: 1)
+        for _ in 0..<3 { heavy.activeRequests.increment() }
+        let set = HostSet(hosts: [heavy, light])
+        let balancer = LoadBalancer(policy: .leastRequest(choiceCount: 2), seed: 7)
+        var heavyPicks = 0
+        for _ in 0..<4000 where balancer.choose(from: set) === heavy { heavyPicks += 1 }
+        #expect(heavyPicks > 1800 && heavyPicks < 2200)
+        // With bias 0 the active count is ignored: 4 to 1.
+        let unbiased = LoadBalancer(policy: .leastRequest(choiceCount: 2), activeRequestBias: 0, seed: 7)
+        heavyPicks = 0
+        for _ in 0..<4000 where unbiased.choose(from: set) === heavy { heavyPicks += 1 }
+        #expect(heavyPicks > 3050 && heavyPicks < 3350)
+    }
+
+    @Test func ejectedAndHealthCheckFailedHostsAreSkipped() {
+        let hosts = (1...3).map { host($0) }
+        hosts[0].setFlag(UpstreamHost.HealthFlag.failedOutlierCheck, true)
+        hosts[1].setFlag(UpstreamHost.HealthFlag.failedActiveHealthCheck, true)
+        // One healthy host of three is below the 50% panic threshold: panic uses them all.
+        #expect(HostSet(hosts: hosts).levels[0].inPanic)
+        let calm = HostSet(hosts: hosts, panicThresholdPercent: 30)
+        #expect(!calm.levels[0].inPanic)
+        let balancer = LoadBalancer(policy: .roundRobin)
+        for _ in 0..<10 { #expect(balancer.choose(from: calm) === hosts[2]) }
     }
 }

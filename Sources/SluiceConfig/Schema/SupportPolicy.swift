@@ -41,6 +41,7 @@ public struct SupportPolicy: Sendable {
 
     /// What this build implements.
     public static let current = SupportPolicy(
+        adding: upstreamFields, types: upstreamTypes,
         fields: [
             "envoy.config.bootstrap.v3.Bootstrap": ["node", "static_resources", "dynamic_resources", "admin"],
             "envoy.config.bootstrap.v3.Bootstrap.StaticResources": ["listeners", "clusters"],
@@ -112,4 +113,86 @@ public struct SupportPolicy: Sendable {
             // Only to tell a gRPC (xDS) cluster to speak HTTP/2, which Sluice's xDS client does anyway.
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
         ])
+}
+
+// Upstream: circuit breakers, outlier detection, health checks, load balancers
+extension SupportPolicy {
+    /// Kept apart from the main table and merged into it, so entries for shared messages
+    /// (`HeaderValueOption`, `Http2ProtocolOptions`) combine instead of colliding.
+    static let upstreamFields: [String: Set<String>] = [
+        "envoy.config.cluster.v3.Cluster": [
+            "circuit_breakers", "outlier_detection", "health_checks", "ring_hash_lb_config", "maglev_lb_config",
+            "load_balancing_policy", "common_http_protocol_options", "protocol_selection",
+        ],
+        "envoy.config.cluster.v3.Cluster.LeastRequestLbConfig": ["active_request_bias"],
+        // Sluice has no runtime layer: the default value applies, as in Envoy without an override.
+        "envoy.config.core.v3.RuntimeDouble": ["default_value", "runtime_key"],
+        "envoy.config.cluster.v3.Cluster.RingHashLbConfig": ["minimum_ring_size", "maximum_ring_size", "hash_function"],
+        "envoy.config.cluster.v3.Cluster.MaglevLbConfig": ["table_size"],
+        "envoy.config.cluster.v3.CircuitBreakers": ["thresholds"],
+        "envoy.config.cluster.v3.CircuitBreakers.Thresholds": [
+            "priority", "max_connections", "max_pending_requests", "max_requests", "max_retries", "track_remaining",
+        ],
+        "envoy.config.cluster.v3.OutlierDetection": [
+            "consecutive_5xx", "consecutive_gateway_failure", "consecutive_local_origin_failure",
+            "split_external_local_origin_errors", "interval", "base_ejection_time", "max_ejection_time",
+            "max_ejection_time_jitter", "max_ejection_percent", "always_eject_one_host", "enforcing_consecutive_5xx",
+            "enforcing_consecutive_gateway_failure", "enforcing_consecutive_local_origin_failure",
+            "successful_active_health_check_uneject_host",
+            // Accepted so that 0 can turn these detectors off; a non-zero value is reported by translation.
+            "enforcing_success_rate", "enforcing_local_origin_success_rate", "enforcing_failure_percentage",
+            "enforcing_failure_percentage_local_origin",
+        ],
+        "envoy.config.core.v3.HealthCheck": [
+            "timeout", "interval", "initial_jitter", "interval_jitter", "interval_jitter_percent", "unhealthy_threshold",
+            "healthy_threshold", "http_health_check", "tcp_health_check", "no_traffic_interval",
+            "no_traffic_healthy_interval", "unhealthy_interval", "unhealthy_edge_interval", "healthy_edge_interval",
+            "reuse_connection",
+        ],
+        "envoy.config.core.v3.HealthCheck.HttpHealthCheck": [
+            "host", "path", "request_headers_to_add", "request_headers_to_remove", "expected_statuses", "codec_client_type",
+        ],
+        "envoy.config.core.v3.HealthCheck.TcpHealthCheck": ["send", "receive"],
+        "envoy.config.core.v3.HealthCheck.Payload": ["text", "binary"],
+        "envoy.type.v3.Int64Range": ["start", "end"],
+        "envoy.config.core.v3.HeaderValueOption": ["header", "append", "append_action"],
+        "envoy.config.core.v3.HeaderValue": ["key", "value"],
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": [
+            "explicit_http_config", "use_downstream_protocol_config", "common_http_protocol_options",
+        ],
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions.ExplicitHttpConfig": [
+            "http_protocol_options", "http2_protocol_options",
+        ],
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions.UseDownstreamHttpConfig": [
+            "http_protocol_options", "http2_protocol_options",
+        ],
+        "envoy.config.core.v3.HttpProtocolOptions": ["idle_timeout", "max_requests_per_connection"],
+        "envoy.config.core.v3.Http1ProtocolOptions": [],
+        "envoy.config.core.v3.Http2ProtocolOptions": [
+            "max_concurrent_streams", "initial_stream_window_size", "initial_connection_window_size",
+        ],
+        "envoy.config.cluster.v3.LoadBalancingPolicy": ["policies"],
+        "envoy.config.cluster.v3.LoadBalancingPolicy.Policy": ["typed_extension_config"],
+        "envoy.config.core.v3.TypedExtensionConfig": ["name", "typed_config"],
+        "envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin": [],
+        "envoy.extensions.load_balancing_policies.random.v3.Random": [],
+        "envoy.extensions.load_balancing_policies.least_request.v3.LeastRequest": ["choice_count", "active_request_bias"],
+        "envoy.extensions.load_balancing_policies.ring_hash.v3.RingHash": [
+            "minimum_ring_size", "maximum_ring_size", "hash_function",
+        ],
+        "envoy.extensions.load_balancing_policies.maglev.v3.Maglev": ["table_size"],
+    ]
+
+    static let upstreamTypes: Set<String> = [
+        "envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin",
+        "envoy.extensions.load_balancing_policies.random.v3.Random",
+        "envoy.extensions.load_balancing_policies.least_request.v3.LeastRequest",
+        "envoy.extensions.load_balancing_policies.ring_hash.v3.RingHash",
+        "envoy.extensions.load_balancing_policies.maglev.v3.Maglev",
+    ]
+
+    /// The main table with `extra` fields and types merged in.
+    init(adding extra: [String: Set<String>], types extraTypes: Set<String>, fields: [String: Set<String>], types: Set<String>) {
+        self.init(fields: fields.merging(extra) { $0.union($1) }, types: types.union(extraTypes))
+    }
 }

@@ -45,6 +45,20 @@ extension TranslationContext {
         let mark = cluster.hasUpstreamBindConfig
             ? upstreamMark(cluster.upstreamBindConfig, path: child(path, "upstream_bind_config")) : nil
 
+        let breakers = cluster.hasCircuitBreakers
+            ? circuitBreakers(cluster.circuitBreakers, path: child(path, "circuit_breakers")) : CircuitBreakerSettings()
+        let outliers = cluster.hasOutlierDetection
+            ? outlierDetection(cluster.outlierDetection, path: child(path, "outlier_detection")) : nil
+        let checks = cluster.healthChecks.enumerated().compactMap {
+            healthCheck($0.element, path: child(path, "health_checks[\($0.offset)]"))
+        }
+        let http = upstreamHTTPOptions(cluster, path: path)
+        var bias = 1.0
+        if case .leastRequestLbConfig(let config)? = cluster.lbConfig, config.hasActiveRequestBias {
+            bias = config.activeRequestBias.defaultValue
+            if bias < 0 { invalid(child(path, "least_request_lb_config.active_request_bias"), "must not be negative") }
+        }
+
         guard let discovery, let loadBalancing, !hasErrors(since: before) else { return nil }
         return ClusterConfig(
             name: cluster.name,
@@ -55,7 +69,12 @@ extension TranslationContext {
             perConnectionBufferLimitBytes: cluster.hasPerConnectionBufferLimitBytes
                 ? Int(cluster.perConnectionBufferLimitBytes.value) : 1 << 20,
             healthyPanicThresholdPercent: panicThreshold,
-            upstreamMark: mark)
+            upstreamMark: mark,
+            circuitBreakers: breakers,
+            outlierDetection: outliers,
+            healthChecks: checks,
+            upstreamHTTP: http,
+            leastRequestActiveRequestBias: bias)
     }
 
     /// `SO_MARK` (level SOL_SOCKET 1, name 36) set before connect is the one socket option
@@ -149,6 +168,10 @@ extension TranslationContext {
             invalid(policyPath, "only CLUSTER_PROVIDED is allowed with cluster type ORIGINAL_DST")
             return nil
         }
+        // Envoy: a typed load_balancing_policy wins over lb_policy.
+        if cluster.hasLoadBalancingPolicy, !isOriginalDestination {
+            return typedLoadBalancingPolicy(cluster, path: child(path, "load_balancing_policy"))
+        }
         switch cluster.lbPolicy {
         case .roundRobin:
             return .roundRobin
@@ -167,15 +190,105 @@ extension TranslationContext {
                 return nil
             }
             return .clusterProvided
-        case .ringHash, .maglev:
-            unsupported(policyPath, "\(cluster.lbPolicy) load balancing is not supported",
-                        feature: "Cluster.lb_policy=\(cluster.lbPolicy)")
+        case .ringHash:
+            var settings = RingHashSettings()
+            if case .ringHashLbConfig(let config)? = cluster.lbConfig {
+                let configPath = child(path, "ring_hash_lb_config")
+                if config.hasMinimumRingSize { settings.minimumRingSize = Int(clamping: config.minimumRingSize.value) }
+                if config.hasMaximumRingSize { settings.maximumRingSize = Int(clamping: config.maximumRingSize.value) }
+                if config.hashFunction != .xxHash {
+                    unsupported(child(configPath, "hash_function"), "only XX_HASH ring hashing is supported",
+                                feature: "RingHashLbConfig.hash_function=\(config.hashFunction)")
+                }
+                return validRingHash(settings, path: configPath)
+            }
+            return .ringHash(settings)
+        case .maglev:
+            var size = LoadBalancingPolicy.defaultMaglevTableSize
+            if case .maglevLbConfig(let config)? = cluster.lbConfig, config.hasTableSize {
+                size = Int(clamping: config.tableSize.value)
+            }
+            return validMaglev(tableSize: size, path: child(path, "maglev_lb_config.table_size"))
         case .loadBalancingPolicyConfig:
-            unsupported(policyPath, "load_balancing_policy extensions are not supported",
-                        feature: "Cluster.lb_policy=LOAD_BALANCING_POLICY_CONFIG")
+            return typedLoadBalancingPolicy(cluster, path: child(path, "load_balancing_policy"))
         case .UNRECOGNIZED(let value):
             invalid(policyPath, "unknown load balancing policy \(value)")
         }
+        return nil
+    }
+
+    private mutating func validRingHash(_ settings: RingHashSettings, path: String) -> LoadBalancingPolicy? {
+        // Envoy's limits: both sizes at most 8M, the minimum not above the maximum.
+        let limit = 8_388_608
+        if settings.minimumRingSize < 1 || settings.minimumRingSize > limit {
+            invalid(child(path, "minimum_ring_size"), "must be between 1 and \(limit)")
+            return nil
+        }
+        if settings.maximumRingSize < 1 || settings.maximumRingSize > limit {
+            invalid(child(path, "maximum_ring_size"), "must be between 1 and \(limit)")
+            return nil
+        }
+        if settings.minimumRingSize > settings.maximumRingSize {
+            invalid(child(path, "minimum_ring_size"), "minimum_ring_size (\(settings.minimumRingSize)) must not exceed maximum_ring_size (\(settings.maximumRingSize))")
+            return nil
+        }
+        return .ringHash(settings)
+    }
+
+    private mutating func validMaglev(tableSize: Int, path: String) -> LoadBalancingPolicy? {
+        // The table must have a prime size below 5000011, as in Envoy.
+        guard tableSize > 1, tableSize <= 5_000_011, Self.isPrime(tableSize) else {
+            invalid(path, "must be a prime number no larger than 5000011, got \(tableSize)")
+            return nil
+        }
+        return .maglev(tableSize: tableSize)
+    }
+
+    static func isPrime(_ value: Int) -> Bool {
+        if value < 2 { return false }
+        if value < 4 { return true }
+        if value % 2 == 0 { return false }
+        var divisor = 3
+        while divisor * divisor <= value {
+            if value % divisor == 0 { return false }
+            divisor += 2
+        }
+        return true
+    }
+
+    /// `load_balancing_policy`: the first listed policy this build knows, as Envoy does.
+    private mutating func typedLoadBalancingPolicy(_ cluster: Envoy_Config_Cluster_V3_Cluster, path: String) -> LoadBalancingPolicy? {
+        for (index, policy) in cluster.loadBalancingPolicy.policies.enumerated() {
+            let any = policy.typedExtensionConfig.typedConfig
+            let policyPath = child(path, "policies[\(index)].typed_extension_config.typed_config")
+            if (try? Envoy_Extensions_LoadBalancingPolicies_RoundRobin_V3_RoundRobin(unpackingAny: any)) != nil {
+                return .roundRobin
+            }
+            if (try? Envoy_Extensions_LoadBalancingPolicies_Random_V3_Random(unpackingAny: any)) != nil {
+                return .random
+            }
+            if let config = try? Envoy_Extensions_LoadBalancingPolicies_LeastRequest_V3_LeastRequest(unpackingAny: any) {
+                let choices = config.hasChoiceCount ? Int(config.choiceCount.value) : 2
+                if choices < 2 { invalid(child(policyPath, "choice_count"), "must be at least 2") }
+                return .leastRequest(choiceCount: choices)
+            }
+            if let config = try? Envoy_Extensions_LoadBalancingPolicies_RingHash_V3_RingHash(unpackingAny: any) {
+                var settings = RingHashSettings()
+                if config.hasMinimumRingSize { settings.minimumRingSize = Int(clamping: config.minimumRingSize.value) }
+                if config.hasMaximumRingSize { settings.maximumRingSize = Int(clamping: config.maximumRingSize.value) }
+                if config.hashFunction == .murmurHash2 {
+                    unsupported(child(policyPath, "hash_function"), "only XX_HASH ring hashing is supported",
+                                feature: "RingHash.hash_function=MURMUR_HASH_2")
+                }
+                return validRingHash(settings, path: policyPath)
+            }
+            if let config = try? Envoy_Extensions_LoadBalancingPolicies_Maglev_V3_Maglev(unpackingAny: any) {
+                let size = config.hasTableSize ? Int(clamping: config.tableSize.value) : LoadBalancingPolicy.defaultMaglevTableSize
+                return validMaglev(tableSize: size, path: child(policyPath, "table_size"))
+            }
+        }
+        unsupported(path, "none of the listed load balancing policies is supported (round_robin, random, least_request, ring_hash, maglev are)",
+                    feature: "Cluster.load_balancing_policy")
         return nil
     }
 

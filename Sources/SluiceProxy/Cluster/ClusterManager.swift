@@ -14,9 +14,15 @@ public final class ClusterManager: Sendable {
     private let store: StatsStore
     private let logger: Logger
     private let resolverPool: NIOThreadPool
+    /// Active health checkers per cluster object.
+    private let checkers = NIOLockedValueBox<[ObjectIdentifier: [HealthChecker]]>([:])
+    /// Where health-check connections are made: the proxy's own namespace, with its mark.
+    private let healthCheckSockets: SocketFactory
 
     /// - Parameter resolverPool: started by the owner and shared by every cluster manager.
-    init(configs: [ClusterConfig], store: StatsStore, resolverPool: NIOThreadPool, logger: Logger) {
+    init(configs: [ClusterConfig], store: StatsStore, resolverPool: NIOThreadPool, logger: Logger,
+         healthCheckSockets: SocketFactory = SocketFactory(namespace: .home)) {
+        self.healthCheckSockets = healthCheckSockets
         var clusters: [String: UpstreamCluster] = [:]
         for config in configs { clusters[config.name] = UpstreamCluster(config: config, store: store) }
         self.clusters = NIOLockedValueBox(clusters)
@@ -46,6 +52,7 @@ public final class ClusterManager: Sendable {
     func update(_ configs: [ClusterConfig]) async {
         guard let eventLoop = timerLoop.withLockedValue({ $0 }) else { return }
         var started: [EventLoopFuture<Void>] = []
+        var changedEndpoints: [UpstreamCluster] = []
         let (added, removed) = clusters.withLockedValue { clusters -> ([UpstreamCluster], [UpstreamCluster]) in
             var added: [UpstreamCluster] = []
             var removed: [UpstreamCluster] = []
@@ -61,6 +68,7 @@ public final class ClusterManager: Sendable {
                         existing.replaceHosts(
                             UpstreamCluster.hosts(from: config.loadAssignment),
                             overprovisioningFactor: config.loadAssignment.overprovisioningFactor)
+                        changedEndpoints.append(existing)
                         continue
                     }
                     removed.append(existing)
@@ -71,6 +79,7 @@ public final class ClusterManager: Sendable {
             }
             return (added, removed)
         }
+        for cluster in changedEndpoints { hostsChanged(cluster) }
         for cluster in removed { stopTimers(cluster) }
         for cluster in added { started.append(startTimers(cluster, on: eventLoop)) }
         try? await EventLoopFuture.andAllComplete(started, on: eventLoop).get()
@@ -82,6 +91,38 @@ public final class ClusterManager: Sendable {
             return timers.values.flatMap { $0 }
         }
         for task in all { task.cancel() }
+        let running = checkers.withLockedValue { checkers in
+            defer { checkers = [:] }
+            return checkers.values.flatMap { $0 }
+        }
+        for checker in running { checker.stop() }
+    }
+
+    private func hostsChanged(_ cluster: UpstreamCluster) {
+        for checker in checkers.withLockedValue({ $0[ObjectIdentifier(cluster)] }) ?? [] { checker.hostsChanged() }
+    }
+
+    /// Starts the cluster's active health checkers and its outlier-detection interval timer;
+    /// the future completes after the checkers' first round (Envoy's cluster initialization).
+    private func startHealthTracking(
+        _ cluster: UpstreamCluster, on eventLoop: any EventLoop
+    ) -> (tasks: [RepeatedTask], firstRound: EventLoopFuture<Void>) {
+        var tasks: [RepeatedTask] = []
+        if let detector = cluster.outlierDetector {
+            let interval = TimeAmount(detector.config.interval)
+            tasks.append(eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+                detector.intervalElapsed()
+            })
+        }
+        if let stats = cluster.healthCheckStats {
+            let started = cluster.config.healthChecks.map { config in
+                HealthChecker(cluster: cluster, config: config, socketFactory: healthCheckSockets, eventLoop: eventLoop, stats: stats)
+            }
+            checkers.withLockedValue { $0[ObjectIdentifier(cluster)] = started }
+            for checker in started { checker.start() }
+            return (tasks, EventLoopFuture.andAllComplete(started.map(\.firstRound), on: eventLoop))
+        }
+        return (tasks, eventLoop.makeSucceededVoidFuture())
     }
 
     private func startTimers(_ cluster: UpstreamCluster, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
@@ -104,13 +145,18 @@ public final class ClusterManager: Sendable {
         case .staticEndpoints, .eds:
             break
         }
+        let health = startHealthTracking(cluster, on: eventLoop)
+        tasks += health.tasks
         timers.withLockedValue { $0[ObjectIdentifier(cluster)] = tasks }
-        return initial
+        return initial.and(health.firstRound).map { _ in }
     }
 
     private func stopTimers(_ cluster: UpstreamCluster) {
         for task in timers.withLockedValue({ $0.removeValue(forKey: ObjectIdentifier(cluster)) }) ?? [] {
             task.cancel()
+        }
+        for checker in checkers.withLockedValue({ $0.removeValue(forKey: ObjectIdentifier(cluster)) }) ?? [] {
+            checker.stop()
         }
     }
 
@@ -152,6 +198,7 @@ public final class ClusterManager: Sendable {
             return hosts
         }.map { hosts in
             cluster.replaceHosts(hosts)
+            self.hostsChanged(cluster)
         }.recover { _ in
             cluster.replaceHosts(cluster.hostSet.allHosts)
         }

@@ -15,8 +15,10 @@ public final class HostSet: Sendable {
     /// Percent of traffic per priority; sums to 100 when any host exists.
     public let priorityLoad: [Int]
     public let allHosts: [UpstreamHost]
+    let overprovisioningFactor: Double
 
     public init(hosts: [UpstreamHost], overprovisioningFactor: Double = 1.4, panicThresholdPercent: Double = 50) {
+        self.overprovisioningFactor = overprovisioningFactor
         let maxPriority = hosts.map(\.priority).max() ?? 0
         var levels: [Level] = []
         var health: [Int] = []
@@ -59,11 +61,16 @@ public final class HostSet: Sendable {
 
     /// The level a pick should use for a uniformly random `percent` in 0..<100.
     func level(forPercent percent: Int) -> Level? {
+        levelIndex(forPercent: percent).map { levels[$0] }
+    }
+
+    /// The index of the level for `percent` in 0..<100.
+    func levelIndex(forPercent percent: Int) -> Int? {
         var cumulative = 0
         for (index, share) in priorityLoad.enumerated() {
             cumulative += share
-            if percent < cumulative { return levels[index] }
+            if percent < cumulative { return index }
         }
-        return levels.first
+        return levels.isEmpty ? nil : 0
     }
 }

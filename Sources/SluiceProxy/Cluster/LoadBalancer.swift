@@ -1,42 +1,94 @@
+import Foundation
 import NIOConcurrencyHelpers
 import SluiceModel
 
 /// Chooses an upstream host from a host set. Implementations keep their own state (round-robin
-/// position) under a lock, since connections arrive on every event loop.
+/// position, hash tables built for the current host set) under a lock, since requests arrive
+/// on every event loop.
 final class LoadBalancer: Sendable {
     private struct State {
         var random = FastRandom()
         var roundRobinNext = 0
         /// Smooth weighted round-robin credit per host, keyed by host identity.
         var credit: [ObjectIdentifier: Int64] = [:]
+        /// Hash tables per priority level, valid for `tablesFor` only.
+        var tablesFor: HostSet?
+        var rings: [HashRing] = []
+        var maglevTables: [MaglevTable] = []
     }
 
     private let policy: LoadBalancingPolicy
-    private let state = NIOLockedValueBox(State())
+    private let activeRequestBias: Double
+    private let state: NIOLockedValueBox<State>
 
-    init(policy: LoadBalancingPolicy) {
+    init(policy: LoadBalancingPolicy, activeRequestBias: Double = 1.0, seed: UInt64? = nil) {
         self.policy = policy
+        self.activeRequestBias = activeRequestBias
+        self.state = NIOLockedValueBox(State(random: seed.map { FastRandom(seed: $0) } ?? FastRandom()))
     }
 
     func choose(from hostSet: HostSet, excluding excluded: Set<ObjectIdentifier> = []) -> UpstreamHost? {
+        choose(from: hostSet, context: LoadBalancerContext(hostsToAvoid: excluded))
+    }
+
+    func choose(from hostSet: HostSet, context: LoadBalancerContext) -> UpstreamHost? {
         state.withLockedValue { state in
+            switch policy {
+            case .ringHash, .maglev:
+                return Self.chooseByHash(hostSet, policy: policy, context: context, state: &state)
+            default:
+                break
+            }
             guard let level = hostSet.level(forPercent: state.random.next(below: 100)) else { return nil }
             var candidates = level.inPanic ? level.hosts : level.healthyHosts
-            if !excluded.isEmpty, candidates.count > 1 {
-                let remaining = candidates.filter { !excluded.contains(ObjectIdentifier($0)) }
+            if !context.hostsToAvoid.isEmpty, candidates.count > 1 {
+                let remaining = candidates.filter { !context.hostsToAvoid.contains(ObjectIdentifier($0)) }
                 if !remaining.isEmpty { candidates = remaining }
             }
             guard !candidates.isEmpty else { return nil }
             if candidates.count == 1 { return candidates[0] }
             switch policy {
-            case .roundRobin, .clusterProvided:
+            case .roundRobin, .clusterProvided, .ringHash, .maglev:
                 return Self.roundRobin(candidates, state: &state)
             case .random:
                 return Self.weightedRandom(candidates, weight: { Double($0.weight) }, random: &state.random)
             case .leastRequest(let choiceCount):
-                return Self.leastRequest(candidates, choiceCount: choiceCount, random: &state.random)
+                return Self.leastRequest(candidates, choiceCount: choiceCount, bias: activeRequestBias, random: &state.random)
             }
         }
+    }
+
+    /// RING_HASH and MAGLEV: the request hash (random without one) picks the priority and the
+    /// host; a host to avoid makes the pick repeat with a perturbed hash, as Envoy's
+    /// host-selection retries do.
+    private static func chooseByHash(
+        _ hostSet: HostSet, policy: LoadBalancingPolicy, context: LoadBalancerContext, state: inout State
+    ) -> UpstreamHost? {
+        if state.tablesFor !== hostSet {
+            state.rings = []
+            state.maglevTables = []
+            for level in hostSet.levels {
+                let candidates = level.inPanic ? level.hosts : level.healthyHosts
+                switch policy {
+                case .ringHash(let settings): state.rings.append(HashRing(hosts: candidates, settings: settings))
+                case .maglev(let size): state.maglevTables.append(MaglevTable(hosts: candidates, tableSize: size))
+                default: break
+                }
+            }
+            state.tablesFor = hostSet
+        }
+        let hash = context.hashKey ?? state.random.next()
+        guard let levelIndex = hostSet.levelIndex(forPercent: Int(hash % 100)) else { return nil }
+        var chosen: UpstreamHost?
+        for attempt in 0...max(context.hostSelectionRetryMaxAttempts, 0) {
+            switch policy {
+            case .ringHash: chosen = state.rings[levelIndex].host(for: hash, attempt: attempt)
+            case .maglev: chosen = state.maglevTables[levelIndex].host(for: hash, attempt: attempt)
+            default: return nil
+            }
+            guard let host = chosen, context.hostsToAvoid.contains(ObjectIdentifier(host)) else { return chosen }
+        }
+        return chosen
     }
 
     private static func roundRobin(_ hosts: [UpstreamHost], state: inout State) -> UpstreamHost {
@@ -81,17 +133,22 @@ final class LoadBalancer: Sendable {
         return hosts[hosts.count - 1]
     }
 
-    /// Envoy's least-request: with equal weights, the fewest active connections among
-    /// `choiceCount` random hosts; with unequal weights, weight divided by (active + 1).
-    private static func leastRequest(_ hosts: [UpstreamHost], choiceCount: Int, random: inout FastRandom) -> UpstreamHost {
+    /// Envoy's least-request: with equal weights, the fewest active requests among
+    /// `choiceCount` random hosts; with unequal weights, weight / (active + 1)^bias.
+    private static func leastRequest(
+        _ hosts: [UpstreamHost], choiceCount: Int, bias: Double, random: inout FastRandom
+    ) -> UpstreamHost {
         let uniform = hosts.allSatisfy { $0.weight == hosts[0].weight }
         guard uniform else {
-            return weightedRandom(hosts, weight: { Double($0.weight) / Double($0.connectionsActive.value + 1) }, random: &random)
+            return weightedRandom(hosts, weight: { host in
+                let active = Double(max(host.activeRequests.value, 0)) + 1
+                return Double(host.weight) / (bias == 1 ? active : pow(active, bias))
+            }, random: &random)
         }
         var best = hosts[random.next(below: hosts.count)]
         for _ in 1..<max(choiceCount, 2) {
             let candidate = hosts[random.next(below: hosts.count)]
-            if candidate.connectionsActive.value < best.connectionsActive.value { best = candidate }
+            if candidate.activeRequests.value < best.activeRequests.value { best = candidate }
         }
         return best
     }

@@ -12,12 +12,25 @@ public final class UpstreamCluster: Sendable {
     /// Hosts created on demand for original-destination clusters, by address.
     private let dynamicHosts = NIOLockedValueBox<[SocketEndpoint: UpstreamHost]>([:])
     private let initialized: NIOLockedValueBox<Bool>
+    /// Limits on connections, pending requests, requests and retries (`circuit_breakers`).
+    public let circuitBreakers: CircuitBreakers
+    /// Passive health checking; nil when the cluster has no `outlier_detection`.
+    public let outlierDetector: OutlierDetector?
+    /// `cluster.<name>.health_check.*`, present when the cluster has active health checks.
+    let healthCheckStats: HealthCheckStats?
 
     init(config: ClusterConfig, store: StatsStore) {
         self.config = config
         self.stats = ClusterStats(cluster: config.name, store: store)
-        self.balancer = LoadBalancer(policy: config.loadBalancing)
+        self.balancer = LoadBalancer(policy: config.loadBalancing, activeRequestBias: config.leastRequestActiveRequestBias)
+        self.circuitBreakers = CircuitBreakers(cluster: config.name, settings: config.circuitBreakers, store: store)
+        self.healthCheckStats = config.healthChecks.isEmpty ? nil : HealthCheckStats(cluster: config.name, store: store)
         let staticHosts = Self.hosts(from: config.loadAssignment)
+        // With active health checking a host is unhealthy until its first check passes (Envoy).
+        if !config.healthChecks.isEmpty {
+            for host in staticHosts { host.setFlag(UpstreamHost.HealthFlag.failedActiveHealthCheck, true) }
+        }
+        let box = NIOLockedValueBox(WeakClusterReference())
         self.hosts = NIOLockedValueBox(
             HostSet(
                 hosts: staticHosts,
@@ -27,6 +40,26 @@ public final class UpstreamCluster: Sendable {
             initialized = NIOLockedValueBox(false)
         } else {
             initialized = NIOLockedValueBox(true)
+        }
+        if let detection = config.outlierDetection {
+            outlierDetector = OutlierDetector(
+                cluster: config.name, config: detection, store: store,
+                hosts: { box.withLockedValue { $0.cluster }?.hostSet.allHosts ?? [] },
+                healthChanged: { box.withLockedValue { $0.cluster }?.hostHealthChanged() })
+        } else {
+            outlierDetector = nil
+        }
+        updateMembershipStats()
+        box.withLockedValue { $0.cluster = self }
+    }
+
+    /// Recomputes the host set after a host's health flags changed (health check, ejection),
+    /// so priority loads, panic and the healthy lists follow, as Envoy does.
+    func hostHealthChanged() {
+        hosts.withLockedValue { current in
+            current = HostSet(
+                hosts: current.allHosts, overprovisioningFactor: current.overprovisioningFactor,
+                panicThresholdPercent: config.healthyPanicThresholdPercent)
         }
         updateMembershipStats()
     }
@@ -46,8 +79,15 @@ public final class UpstreamCluster: Sendable {
 
     /// Picks the host for a new upstream connection; nil when none is available.
     func chooseHost(originalDestination: SocketEndpoint?, excluding excluded: Set<ObjectIdentifier>) -> UpstreamHost? {
+        chooseHost(LoadBalancerContext(hostsToAvoid: excluded, originalDestination: originalDestination))
+    }
+
+    /// Picks the host for a request or connection: the load balancer over the healthy hosts
+    /// (all hosts of a priority in panic), honouring the context's hash and hosts to avoid;
+    /// nil when none is available (the caller counts `upstream_cx_none_healthy` and answers 503).
+    public func chooseHost(_ context: LoadBalancerContext) -> UpstreamHost? {
         if case .originalDestination = config.discovery {
-            guard let destination = originalDestination else { return nil }
+            guard let destination = context.originalDestination else { return nil }
             return dynamicHosts.withLockedValue { hosts in
                 if let existing = hosts[destination] { return existing }
                 let host = UpstreamHost(address: destination, health: .healthy)
@@ -57,7 +97,7 @@ public final class UpstreamCluster: Sendable {
                 return host
             }
         }
-        return balancer.choose(from: hostSet, excluding: excluded)
+        return balancer.choose(from: hostSet, context: context)
     }
 
     /// The host a connection taken over from another process is connected to: the current host
@@ -72,9 +112,12 @@ public final class UpstreamCluster: Sendable {
     /// Replaces the host set (DNS refresh, discovery), keeping the stats of unchanged hosts.
     func replaceHosts(_ newHosts: [UpstreamHost], overprovisioningFactor: Double? = nil) {
         let factor = overprovisioningFactor ?? config.loadAssignment.overprovisioningFactor
+        let activelyChecked = !config.healthChecks.isEmpty
         hosts.withLockedValue { current in
             let merged = newHosts.map { candidate in
-                current.allHosts.first { $0.hasSameDiscoveryData(as: candidate) } ?? candidate
+                if let existing = current.allHosts.first(where: { $0.hasSameDiscoveryData(as: candidate) }) { return existing }
+                if activelyChecked { candidate.setFlag(UpstreamHost.HealthFlag.failedActiveHealthCheck, true) }
+                return candidate
             }
             current = HostSet(hosts: merged, overprovisioningFactor: factor, panicThresholdPercent: config.healthyPanicThresholdPercent)
         }
@@ -120,6 +163,11 @@ public final class UpstreamCluster: Sendable {
             }
         }
     }
+}
+
+/// Lets a cluster's helpers reach it without keeping it alive.
+struct WeakClusterReference: Sendable {
+    weak var cluster: UpstreamCluster?
 }
 
 /// Envoy's `cluster.<name>.*` stats.

@@ -14,7 +14,11 @@ public final class UpstreamHost: Sendable, CustomStringConvertible {
     public let connectionsActive = Gauge()
     public let connectionsTotal = Counter()
     public let connectFailures = Counter()
+    /// Requests in flight on this host (Envoy's `rq_active`); LEAST_REQUEST balances on it.
+    public let activeRequests = Gauge()
     private let lastUsedNanos = Atomic<UInt64>(0)
+    /// Envoy's host health flags set at run time (`FAILED_ACTIVE_HC`, `FAILED_OUTLIER_CHECK`).
+    private let flags = Atomic<UInt8>(0)
 
     public init(
         address: SocketEndpoint,
@@ -34,8 +38,26 @@ public final class UpstreamHost: Sendable, CustomStringConvertible {
 
     public var description: String { address.description }
 
-    /// Whether the load balancer may pick this host outside panic mode.
-    public var isHealthy: Bool { health.acceptsTraffic }
+    /// Whether the load balancer may pick this host outside panic mode: discovery says it may
+    /// take traffic, it has not failed active health checking and is not ejected.
+    public var isHealthy: Bool { health.acceptsTraffic && flags.load(ordering: .relaxed) == 0 }
+
+    /// Set by active health checking; the host is unhealthy while set.
+    public var failedActiveHealthCheck: Bool { flags.load(ordering: .relaxed) & HealthFlag.failedActiveHealthCheck != 0 }
+    /// Set while outlier detection has the host ejected.
+    public var isEjected: Bool { flags.load(ordering: .relaxed) & HealthFlag.failedOutlierCheck != 0 }
+
+    enum HealthFlag {
+        static let failedActiveHealthCheck: UInt8 = 1
+        static let failedOutlierCheck: UInt8 = 2
+    }
+
+    /// Sets or clears a health flag; true when the flag changed.
+    @discardableResult
+    func setFlag(_ flag: UInt8, _ on: Bool) -> Bool {
+        let old = on ? flags.bitwiseOr(flag, ordering: .relaxed).oldValue : flags.bitwiseAnd(~flag, ordering: .relaxed).oldValue
+        return (old & flag != 0) != on
+    }
 
     func markUsed(at nanos: UInt64) { lastUsedNanos.store(nanos, ordering: .relaxed) }
     var lastUsed: UInt64 { lastUsedNanos.load(ordering: .relaxed) }

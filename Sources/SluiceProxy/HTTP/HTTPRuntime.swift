@@ -47,7 +47,7 @@ public final class HTTPRuntime: Sendable {
 
     /// HTTP/1.1 unless the cluster asks for HTTP/2 (or the downstream protocol).
     func upstreamProtocol(for cluster: UpstreamCluster, downstreamIsHTTP2: Bool) -> UpstreamHTTPProtocol {
-        switch cluster.config.upstreamHTTPProtocol {
+        switch cluster.config.upstreamHTTP.protocolChoice {
         case .http1: return .http1
         case .http2: return .http2
         case .useDownstream: return downstreamIsHTTP2 ? .http2 : .http1
@@ -84,7 +84,7 @@ final class HTTPUpstreamPools {
         let created = HTTPUpstreamHostPool(
             eventLoop: eventLoop, host: host, cluster: cluster, socketFactory: connection.socketFactory,
             transparentSource: connection.transparentSource, upstreamProtocol: upstreamProtocol,
-            http2Settings: cluster.config.upstreamHTTP2, stats: connection.runtime.clusterStats(cluster),
+            http2Settings: cluster.config.upstreamHTTP.http2, stats: connection.runtime.clusterStats(cluster),
             limits: .init(maxConnections: 1024, maxPendingRequests: 1024))
         pools[key] = created
         return created

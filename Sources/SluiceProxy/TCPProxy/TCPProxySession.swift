@@ -197,6 +197,11 @@ final class TCPProxySession {
             perform(machine.noUpstream())
             return
         }
+        // Envoy's tcp_proxy gives up on the connection when max_connections is reached.
+        guard cluster.circuitBreakers.tryAcquire(.connections) else {
+            perform(machine.noUpstream())
+            return
+        }
         self.host = host
         host.connectionsTotal.increment()
         host.connectionsActive.increment()
@@ -219,16 +224,23 @@ final class TCPProxySession {
     private func connectCompleted(_ result: Result<any Channel, any Error>, host: UpstreamHost, cluster: UpstreamCluster) {
         switch result {
         case .success(let channel):
-            trackUpstream(channel, host: host, cluster: cluster)
+            trackUpstream(channel, host: host, cluster: cluster, holdsConnectionLimit: true)
+            cluster.outlierDetector?.record(host: host, event: .connectSucceededFinal)
             upstream = try? channel.pipeline.syncOperations.context(handlerType: RelayHandler.self)
             let action = machine.connectSucceeded()
             perform(action)
         case .failure(let error):
             host.connectionsActive.decrement()
             host.connectFailures.increment()
+            cluster.circuitBreakers.release(.connections)
             cluster.stats.upstreamConnectionsActive.decrement()
             cluster.stats.upstreamConnectFailures.increment()
-            if case ChannelError.connectTimeout = error { cluster.stats.upstreamConnectTimeouts.increment() }
+            if case ChannelError.connectTimeout = error {
+                cluster.stats.upstreamConnectTimeouts.increment()
+                cluster.outlierDetector?.record(host: host, event: .timeout)
+            } else {
+                cluster.outlierDetector?.record(host: host, event: .connectFailed)
+            }
             failedHosts.insert(ObjectIdentifier(host))
             logger.debug("upstream connect failed", metadata: ["host": "\(host.address)", "error": "\(error)"])
             let action = machine.connectFailed()
@@ -308,9 +320,10 @@ final class TCPProxySession {
 
     /// Counts the upstream connection as active until its channel closes; a connection that
     /// moved to another process is not counted as destroyed here.
-    private func trackUpstream(_ channel: any Channel, host: UpstreamHost, cluster: UpstreamCluster) {
+    private func trackUpstream(_ channel: any Channel, host: UpstreamHost, cluster: UpstreamCluster, holdsConnectionLimit: Bool) {
         let mark = origin.mark
         channel.closeFuture.assumeIsolated().whenComplete { _ in
+            if holdsConnectionLimit { cluster.circuitBreakers.release(.connections) }
             host.connectionsActive.decrement()
             cluster.stats.upstreamConnectionsActive.decrement()
             if !mark.migrated { cluster.stats.upstreamConnectionsDestroyed.increment() }
@@ -355,7 +368,9 @@ final class TCPProxySession {
                        pendingToDownstream: ByteBuffer, pendingToUpstream: ByteBuffer) {
         self.cluster = cluster
         self.host = host
-        trackUpstream(upstreamChannel, host: host, cluster: cluster)
+        // A connection taken over counts against max_connections, but is never refused for it.
+        let counted = cluster.circuitBreakers.limits(.default).connections.tryAcquire()
+        trackUpstream(upstreamChannel, host: host, cluster: cluster, holdsConnectionLimit: counted)
         for (side, bytes) in [(Side.downstream, pendingToDownstream), (.upstream, pendingToUpstream)] where bytes.readableBytes > 0 {
             guard let context = context(side) else { continue }
             if side == .downstream { toDownstream.append(bytes) } else { toUpstream.append(bytes) }
