@@ -34,6 +34,11 @@ public struct StatName: Hashable, Sendable, Comparable, Codable, CustomStringCon
         StatName(scope: "tcp", tag: Tag(name: "envoy_tcp_prefix", value: prefix), leaf: leaf)
     }
 
+    /// A stat of an HTTP connection manager or one of its filters: `http.<stat_prefix>.<leaf>`.
+    public static func http(_ statPrefix: String, _ leaf: String) -> StatName {
+        StatName(scope: "http", tag: Tag(name: "envoy_http_conn_manager_prefix", value: statPrefix), leaf: leaf)
+    }
+
     public static func workload(_ id: String, _ leaf: String) -> StatName {
         StatName(scope: "sluice.workload", tag: Tag(name: "sluice_workload", value: id), leaf: leaf)
     }
