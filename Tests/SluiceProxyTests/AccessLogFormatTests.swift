@@ -74,6 +74,16 @@ import Testing
             + #""sni":null,"status":200,"time":"2026-11-23T03:44:13.123Z"}"# + "\n")
     }
 
+    @Test func deprecatedJSONFormatPrintsStrings() throws {
+        let formatter = try AccessLogFormatter(.untypedJSON(["status": "%RESPONSE_CODE%", "sni": "%REQUESTED_SERVER_NAME%"]))
+        #expect(formatter.line(entry) == #"{"sni":"-","status":"200"}"# + "\n")
+    }
+
+    @Test func longOperatorNamesAreAliases() throws {
+        #expect(try FormatString("%REQUEST_HEADER(:METHOD)% %RESPONSE_HEADER(X-ENVOY-UPSTREAM-SERVICE-TIME)% "
+            + "%RESPONSE_TRAILER(GRPC-STATUS)%").format(entry) == "GET 10 0")
+    }
+
     @Test func requestOnlyContextForHeaderValues() throws {
         let request = FilterTestRequest.make(remote: "192.168.1.2:5555")
         let context = AccessLogEntry.requestOnly(request)

@@ -4,13 +4,14 @@ import SluiceModel
 public struct AccessLogFormatter: Hashable, Sendable {
     enum Compiled: Hashable, Sendable {
         case text(FormatString)
-        /// Keys in sorted order with their formats.
-        case json([(key: String, format: FormatString)])
+        /// Keys in sorted order with their formats; `typed`: numbers stay numbers and missing is null.
+        case json([(key: String, format: FormatString)], typed: Bool)
 
         static func == (lhs: Compiled, rhs: Compiled) -> Bool {
             switch (lhs, rhs) {
             case (.text(let a), .text(let b)): return a == b
-            case (.json(let a), .json(let b)): return a.map(\.key) == b.map(\.key) && a.map(\.format) == b.map(\.format)
+            case (.json(let a, let typedA), .json(let b, let typedB)):
+                return typedA == typedB && a.map(\.key) == b.map(\.key) && a.map(\.format) == b.map(\.format)
             default: return false
             }
         }
@@ -18,7 +19,7 @@ public struct AccessLogFormatter: Hashable, Sendable {
         func hash(into hasher: inout Hasher) {
             switch self {
             case .text(let format): hasher.combine(format)
-            case .json(let fields): for field in fields { hasher.combine(field.key) }
+            case .json(let fields, _): for field in fields { hasher.combine(field.key) }
             }
         }
     }
@@ -30,7 +31,9 @@ public struct AccessLogFormatter: Hashable, Sendable {
         switch format {
         case .defaultText: compiled = .text(try FormatString(AccessLogConfig.defaultFormat))
         case .text(let text): compiled = .text(try FormatString(text))
-        case .json(let fields):
+        case .json(let fields), .untypedJSON(let fields):
+            var typed = true
+            if case .untypedJSON = format { typed = false }
             var compiledFields: [(key: String, format: FormatString)] = []
             for key in fields.keys.sorted() {
                 do {
@@ -41,7 +44,7 @@ public struct AccessLogFormatter: Hashable, Sendable {
                     throw named
                 }
             }
-            compiled = .json(compiledFields)
+            compiled = .json(compiledFields, typed: typed)
         }
     }
 
@@ -50,11 +53,15 @@ public struct AccessLogFormatter: Hashable, Sendable {
     public func line(_ entry: AccessLogEntry) -> String {
         switch compiled {
         case .text(let format): return format.format(entry)
-        case .json(let fields):
+        case .json(let fields, let typed):
             var out = "{"
             for (index, field) in fields.enumerated() {
                 if index > 0 { out += "," }
                 out += Self.jsonString(field.key) + ":"
+                guard typed else {
+                    out += Self.jsonString(field.format.format(entry))
+                    continue
+                }
                 switch field.format.typedValue(entry) {
                 case .string(let text): out += Self.jsonString(text)
                 case .number(let number): out += String(number)

@@ -7,7 +7,8 @@ import SluiceModel
 /// One of Envoy's command operators (`%UPSTREAM_HOST%`, `%REQ(X?Y)%`, …), compiled.
 public enum CommandOperator: Hashable, Sendable {
     case startTime(StartTimeFormat)
-    /// `%REQ(main?alternative)%`.
+    /// `%REQ(main?alternative)%` (also spelled `%REQUEST_HEADER(...)%`; `RESP`/`RESPONSE_HEADER` and
+    /// `TRAILER`/`RESPONSE_TRAILER` likewise).
     case requestHeader(String, alternative: String?)
     /// `%REQ_WITHOUT_QUERY(main?alternative)%`: a path header without its query string.
     case requestHeaderWithoutQuery(String, alternative: String?)
@@ -63,16 +64,16 @@ public enum CommandOperator: Hashable, Sendable {
         switch name {
         case "START_TIME":
             return .success(.startTime(argument.map(StartTimeFormat.init) ?? .envoyDefault))
-        case "REQ", "RESP", "TRAILER", "REQ_WITHOUT_QUERY":
+        case "REQ", "RESP", "TRAILER", "REQ_WITHOUT_QUERY", "REQUEST_HEADER", "RESPONSE_HEADER", "RESPONSE_TRAILER":
             guard let argument else { return .failure(.missingArgument(name)) }
             let parts = argument.split(separator: "?", omittingEmptySubsequences: false).map { $0.lowercased() }
             guard parts.count <= 2, parts.allSatisfy({ !$0.isEmpty }) else { return .failure(.badHeaderArgument(name, argument)) }
             let main = parts[0]
             let alternative = parts.count == 2 ? parts[1] : nil
             switch name {
-            case "REQ": return .success(.requestHeader(main, alternative: alternative))
-            case "RESP": return .success(.responseHeader(main, alternative: alternative))
-            case "TRAILER": return .success(.responseTrailer(main, alternative: alternative))
+            case "REQ", "REQUEST_HEADER": return .success(.requestHeader(main, alternative: alternative))
+            case "RESP", "RESPONSE_HEADER": return .success(.responseHeader(main, alternative: alternative))
+            case "TRAILER", "RESPONSE_TRAILER": return .success(.responseTrailer(main, alternative: alternative))
             default: return .success(.requestHeaderWithoutQuery(main, alternative: alternative))
             }
         default:
