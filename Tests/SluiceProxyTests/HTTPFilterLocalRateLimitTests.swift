@@ -22,28 +22,28 @@ import Testing
             requestHeadersToAddWhenNotEnforced: [HeaderValueOption(name: "x-would-limit", value: "1")])
     }
 
-    @Test func bucketStartsFullAndRefillsEveryInterval() {
+    @Test func bucketStartsFullAndRefillsContinuously() {
+        // 2 tokens per second, at most 3.
         let bucket = TokenBucketLimiter(TokenBucket(maxTokens: 3, tokensPerFill: 2, fillInterval: .seconds(1)), now: at(0))
         #expect(bucket.tryConsume(now: at(0)))
-        #expect(bucket.tryConsume(now: at(10)))
-        #expect(bucket.tryConsume(now: at(20)))
-        #expect(!bucket.tryConsume(now: at(999)))
-        // One fill at 1 s: two tokens.
-        #expect(bucket.remainingTokens(now: at(1000)) == 2)
-        #expect(bucket.tryConsume(now: at(1000)))
-        // Fills at 2 s and 3 s, capped at 3.
-        #expect(bucket.remainingTokens(now: at(3500)) == 3)
-        // Fill times stay on the 1 s grid: the next is at 4 s.
-        #expect(bucket.tryConsume(now: at(3600)))
-        #expect(bucket.remainingTokens(now: at(3999)) == 2)
-        #expect(bucket.remainingTokens(now: at(4000)) == 3)
+        #expect(bucket.tryConsume(now: at(0)))
+        #expect(bucket.tryConsume(now: at(0)))
+        #expect(!bucket.tryConsume(now: at(0)))
+        // 0.4 s later: 0.8 tokens, not a whole one.
+        #expect(!bucket.tryConsume(now: at(400)))
+        // 0.5 s: one token.
+        #expect(bucket.tryConsume(now: at(500)))
+        #expect(bucket.remainingTokens(now: at(500)) == 0)
+        // 1.5 s on: two tokens; 10 s on: capped at 3.
+        #expect(bucket.remainingTokens(now: at(1500)) == 2)
+        #expect(bucket.remainingTokens(now: at(10_500)) == 3)
     }
 
-    @Test func resetSecondsAsEnvoyComputesThem() {
-        let bucket = TokenBucketLimiter(TokenBucket(maxTokens: 1, fillInterval: .seconds(60)), now: at(0))
-        #expect(bucket.secondsUntilReset(now: at(10_500)) == 50)
-        #expect(bucket.secondsUntilReset(now: at(0)) == 60)
-        #expect(bucket.secondsUntilReset(now: at(61_000)) == 59)
+    @Test func failedAttemptsDoNotDrainTheRefill() {
+        let bucket = TokenBucketLimiter(TokenBucket(maxTokens: 1, tokensPerFill: 1, fillInterval: .seconds(1)), now: at(0))
+        #expect(bucket.tryConsume(now: at(0)))
+        for step in 1...9 { #expect(!bucket.tryConsume(now: at(Int64(step) * 100))) }
+        #expect(bucket.tryConsume(now: at(1000)))
     }
 
     @Test func enforcedLimitRepliesWith429() throws {
@@ -62,7 +62,7 @@ import Testing
         #expect(count("enforced") == 1)
         #expect(stats.snapshot().contains { $0.name.description == "http_local_rate_limiter.http_local_rate_limit.enforced" })
         // After the fill interval, allowed again.
-        #expect(filter.decodeHeaders(now: at(1000), random: &random).localReply == nil)
+        #expect(filter.decodeHeaders(now: at(1010), random: &random).localReply == nil)
     }
 
     @Test func unsetFractionsMeanTheFilterDoesNothing() throws {
@@ -118,14 +118,17 @@ import Testing
         let filter = try LocalRateLimitFilter(config: withHeaders, stats: stats, now: at(0))
         var random = ScriptedRandom([])
         let decision = filter.decodeHeaders(now: at(0), random: &random)
+        // One token a minute: 4 left after one request; 20 s later a third of a token more; a minute later 5.
         let headers = decision.responseHeaders(now: at(20_000))
-        #expect(headers.map(\.name) == ["x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"])
-        #expect(headers.map(\.value) == ["5", "4", "40"])
+        #expect(headers.map(\.name) == ["x-ratelimit-limit", "x-ratelimit-remaining"])
+        #expect(headers.map(\.value) == ["5", "4"])
+        #expect(decision.responseHeaders(now: at(60_001)).map(\.value) == ["5", "5"])
     }
 
     @Test func invalidBucketsAreRejected() {
-        #expect(throws: FilterConfigError(field: "envoy.filters.http.local_ratelimit.token_bucket.fill_interval", problem: "must be >= 50ms")) {
-            _ = try LocalRateLimitFilter(config: config(interval: .milliseconds(10)), stats: StatsStore(), now: .now())
+        #expect(throws: FilterConfigError(field: "envoy.filters.http.local_ratelimit.token_bucket.fill_interval",
+                                          problem: "must be greater than 0")) {
+            _ = try LocalRateLimitFilter(config: config(interval: .zero), stats: StatsStore(), now: .now())
         }
         #expect(throws: FilterConfigError.self) {
             _ = try LocalRateLimitFilter(config: LocalRateLimitConfig(statPrefix: "x", tokenBucket: nil), stats: StatsStore(),

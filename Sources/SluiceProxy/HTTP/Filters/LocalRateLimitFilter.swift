@@ -33,8 +33,8 @@ public final class LocalRateLimitFilter: Sendable {
             if bucket.tokensPerFill <= 0 {
                 throw FilterConfigError(field: "\(field).token_bucket.tokens_per_fill", problem: "must be greater than 0")
             }
-            if bucket.fillInterval < .milliseconds(50) {
-                throw FilterConfigError(field: "\(field).token_bucket.fill_interval", problem: "must be >= 50ms")
+            if bucket.fillInterval <= .zero {
+                throw FilterConfigError(field: "\(field).token_bucket.fill_interval", problem: "must be greater than 0")
             }
         }
         if !(100..<600).contains(config.status) {
@@ -66,14 +66,14 @@ public final class LocalRateLimitFilter: Sendable {
         let limiter: TokenBucketLimiter?
         let addXRateLimitHeaders: Bool
 
-        /// `x-ratelimit-limit`, `-remaining`, `-reset` (draft 03) for the response headers (also of a local
-        /// reply), when enabled; call when the response head is encoded.
+        /// `x-ratelimit-limit` and `x-ratelimit-remaining` (draft 03) for the response headers (also of a local
+        /// reply), when enabled; call when the response head is encoded. Envoy's continuously refilled bucket
+        /// has no fill instant, so since 1.31 it sends no `x-ratelimit-reset`.
         public func responseHeaders(now: NIODeadline) -> [(name: String, value: String)] {
             guard addXRateLimitHeaders, let limiter else { return [] }
             return [
                 ("x-ratelimit-limit", String(limiter.bucket.maxTokens)),
                 ("x-ratelimit-remaining", String(limiter.remainingTokens(now: now))),
-                ("x-ratelimit-reset", String(limiter.secondsUntilReset(now: now))),
             ]
         }
     }
