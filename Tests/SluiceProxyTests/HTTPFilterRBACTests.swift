@@ -159,3 +159,28 @@ import Testing
         }
     }
 }
+
+@Suite struct HTTPFilterChainBuildTests {
+    @Test func buildsInOrderAndNamesTheBadFilter() throws {
+        let stats = StatsStore()
+        let built = try ConfiguredHTTPFilter.build(
+            [HTTPFilter(name: "envoy.filters.http.cors", kind: .cors),
+             HTTPFilter(name: "envoy.filters.http.fault", kind: .fault(FaultConfig())), .router()],
+            hcmStatPrefix: "ingress", stats: stats)
+        #expect(built.count == 3)
+        if case .router = built[2] {} else { Issue.record("router not last") }
+
+        let bad = RBACPolicy(permissions: [.header(HeaderMatcher(name: "x", rule: .string(StringMatcher(.regex("[")))))],
+                             principals: [.any])
+        do {
+            _ = try ConfiguredHTTPFilter.build(
+                [HTTPFilter(name: "envoy.filters.http.rbac",
+                            kind: .rbac(RBACFilterConfig(rules: RBACRules(action: .allow, policies: ["p": bad])))), .router()],
+                hcmStatPrefix: "ingress", stats: stats)
+            Issue.record("accepted a bad regex")
+        } catch {
+            #expect(error.field == "http_filters[0] (envoy.filters.http.rbac)")
+            #expect(error.problem == "envoy.filters.http.rbac.rules.policies[p].permissions.header[x]: invalid regex [")
+        }
+    }
+}
