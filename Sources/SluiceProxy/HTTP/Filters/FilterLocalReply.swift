@@ -43,7 +43,7 @@ public struct FilterLocalReply: Hashable, Sendable {
 extension FractionalPercent {
     /// Draws one value and tells whether it falls inside the fraction (Envoy's `featureEnabled`).
     func sample(_ random: inout some RandomNumberGenerator) -> Bool {
-        if numerator == 0 { return false }
+        if numerator == 0 || denominator == 0 { return false }
         if numerator >= denominator { return true }
         return includes(random.next())
     }

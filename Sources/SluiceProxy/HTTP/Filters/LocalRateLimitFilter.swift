@@ -119,15 +119,16 @@ public final class LocalRateLimitFilter: Sendable {
 /// One downstream connection's buckets (`local_rate_limit_per_downstream_connection`), one per filter
 /// configuration, made full on first use. The connection manager makes one per connection.
 public final class LocalRateLimitConnectionBuckets: Sendable {
-    private let limiters = NIOLockedValueBox<[ObjectIdentifier: TokenBucketLimiter]>([:])
+    /// Keyed by the filter's identity; the filter is kept too, so its address cannot be reused meanwhile.
+    private let limiters = NIOLockedValueBox<[ObjectIdentifier: (filter: LocalRateLimitFilter, limiter: TokenBucketLimiter)]>([:])
 
     public init() {}
 
     func limiter(for filter: LocalRateLimitFilter, bucket: TokenBucket, now: NIODeadline) -> TokenBucketLimiter {
         limiters.withLockedValue { limiters in
-            if let existing = limiters[ObjectIdentifier(filter)] { return existing }
+            if let existing = limiters[ObjectIdentifier(filter)] { return existing.limiter }
             let made = TokenBucketLimiter(bucket, now: now)
-            limiters[ObjectIdentifier(filter)] = made
+            limiters[ObjectIdentifier(filter)] = (filter, made)
             return made
         }
     }
