@@ -1,3 +1,4 @@
+// Helpers shared by the HTTP filter and access log tests (no tests of its own).
 import NIOHTTP1
 import SluiceModel
 @testable import SluiceProxy
