@@ -129,8 +129,11 @@ public struct AccessLogConfig: Hashable, Sendable {
         case defaultText
         /// A format string with command operators (`%START_TIME% %REQ(:PATH)%`…).
         case text(String)
-        /// `json_format`: keys and their format strings, one JSON object per line.
+        /// `log_format.json_format` (and `typed_json_format`): keys and their format strings, one JSON object
+        /// per line; a value that is one numeric operator prints as a number, a missing one as null.
         case json([String: String])
+        /// The deprecated `FileAccessLog.json_format`: every value a string, missing values `"-"`.
+        case untypedJSON([String: String])
     }
 
     /// `/dev/stdout`, `/dev/stderr` or a file path.

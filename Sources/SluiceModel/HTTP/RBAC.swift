@@ -72,4 +72,7 @@ public indirect enum RBACPrincipal: Hashable, Sendable {
     case remoteIP(CIDRRange)
     case header(HeaderMatcher)
     case urlPath(StringMatcher)
+    /// A string in the stream's filter state (`filter_state`; Istio checks `io.istio.peer_principal`,
+    /// which only mTLS connections carry).
+    case filterState(key: String, matcher: StringMatcher)
 }
