@@ -1,4 +1,5 @@
 import Logging
+import NIOConcurrencyHelpers
 import NIOHTTP1
 import SluiceModel
 
@@ -11,6 +12,11 @@ final class CompiledHTTPConnectionManager: Sendable {
     let router: RouterConfig
     private let inlineTable: CompiledRouteTable?
     let serverHeaderValue: String?
+    /// The HTTP filters in order, with the names per-route overrides refer to.
+    let filters: [(name: String, filter: ConfiguredHTTPFilter)]
+    let accessLoggers: [AccessLogger]
+    private let store: StatsStore
+    private let routeRateLimiters = NIOLockedValueBox<[LocalRateLimitConfig: LocalRateLimitFilter]>([:])
     private let logger: Logger
 
     init(config: HTTPConnectionManagerConfig, store: StatsStore, runtime: HTTPRuntime, logger: Logger) throws {
@@ -28,6 +34,20 @@ final class CompiledHTTPConnectionManager: Sendable {
         case .rds: inlineTable = nil
         }
         serverHeaderValue = config.serverHeaderTransformation == .passThrough ? nil : config.serverName
+        self.store = store
+        let built = try ConfiguredHTTPFilter.build(config.httpFilters, hcmStatPrefix: config.statPrefix, stats: store)
+        filters = Array(zip(config.httpFilters.map(\.name), built))
+        accessLoggers = try config.accessLogs.map { config throws in try AccessLogger(config) }
+    }
+
+    /// The filter a route's own local rate limit runs (its own bucket), made once per configuration.
+    func routeRateLimiter(_ config: LocalRateLimitConfig) -> LocalRateLimitFilter? {
+        routeRateLimiters.withLockedValue { limiters in
+            if let existing = limiters[config] { return existing }
+            guard let created = try? ConfiguredHTTPFilter.routeLocalRateLimit(config, stats: store) else { return nil }
+            limiters[config] = created
+            return created
+        }
     }
 
     /// The route table in effect now; nil while an RDS configuration has not arrived.
@@ -61,6 +81,8 @@ final class CompiledHTTPConnectionManager: Sendable {
         }
     }
 
-    /// Writes the stream's access log entries.
-    func log(_ stream: HTTPStream) {}
+    /// Writes one finished stream to every access log.
+    func log(_ entry: AccessLogEntry) {
+        for logger in accessLoggers { logger.log(entry) }
+    }
 }

@@ -15,6 +15,8 @@ final class HTTPDownstreamConnection {
     let transparentSource: SocketEndpoint?
     /// HTTP/1 requests served on this connection, for `max_requests_per_connection`.
     var requests = 0
+    /// Token buckets of `local_rate_limit_per_downstream_connection`.
+    let rateLimitBuckets = LocalRateLimitConnectionBuckets()
 
     init(
         remote: SocketEndpoint, local: SocketEndpoint, isHTTP2: Bool, bufferLimit: Int, clusters: ClusterManager,

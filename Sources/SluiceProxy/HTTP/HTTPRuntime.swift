@@ -84,8 +84,7 @@ final class HTTPUpstreamPools {
         let created = HTTPUpstreamHostPool(
             eventLoop: eventLoop, host: host, cluster: cluster, socketFactory: connection.socketFactory,
             transparentSource: connection.transparentSource, upstreamProtocol: upstreamProtocol,
-            http2Settings: cluster.config.upstreamHTTP.http2, stats: connection.runtime.clusterStats(cluster),
-            limits: .init(maxConnections: 1024, maxPendingRequests: 1024))
+            http2Settings: cluster.config.upstreamHTTP.http2, stats: connection.runtime.clusterStats(cluster))
         pools[key] = created
         return created
     }

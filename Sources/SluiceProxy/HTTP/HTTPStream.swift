@@ -26,7 +26,7 @@ final class HTTPStream: UpstreamResponseReceiver {
     private weak var downstream: (any DownstreamResponseWriter)?
     let eventLoop: any EventLoop
 
-    private(set) var request: HTTPRequestContext
+    var request: HTTPRequestContext
     private var requestVersion: HTTPVersion
     private var isHeadRequest: Bool
     private let isGRPC: Bool
@@ -48,6 +48,19 @@ final class HTTPStream: UpstreamResponseReceiver {
     private let random = UInt64.random(in: 0...UInt64.max)
     /// Response header mutations of the route that answered, for local replies too.
     private var responseMutations: [HeaderMutationStep] = []
+    var routeDecision: RouteDecision?
+    private(set) var routeName: String?
+    /// Per-stream state of the HTTP filters (fault's active count, rate limit headers, CORS headers).
+    var filterState = HTTPFilterStreamState()
+    private(set) var flags: ResponseFlags = []
+    private(set) var sentResponseHeaders: HTTPHeaders?
+    private(set) var sentResponseTrailers: HTTPHeaders?
+    private var firstResponseByte: NIODeadline?
+    private var requestEndTime: NIODeadline?
+    let wallStart = WallClockTime.now()
+    /// Resources held in the cluster's circuit breakers for the current attempt.
+    private var heldRequest = false
+    private var heldRetry = false
     private var cluster: UpstreamCluster?
     private var clusterStats: HTTPClusterStats?
     private var retry = RetryState(policy: nil)
@@ -67,7 +80,6 @@ final class HTTPStream: UpstreamResponseReceiver {
 
     private(set) var responseStarted = false
     private(set) var responseStatus = 0
-    private(set) var responseFlag = ""
     private(set) var responseDetails = ""
     private(set) var upstreamHostDescription: String?
     private(set) var finished = false
@@ -124,7 +136,19 @@ final class HTTPStream: UpstreamResponseReceiver {
         let internalOnly = manager.internalOnlyHeaders(for: request)
         ForwardedHeaders.apply(to: &request, config: manager.config, internalOnly: internalOnly)
 
-        switch manager.decide(request, random: random) {
+        let decision = manager.decide(request, random: random)
+        routeDecision = decision
+        if case .forward(let plan) = decision {
+            responseMutations = plan.responseHeaderMutations
+            routeName = plan.routeName
+        }
+        runFilters(from: 0)
+    }
+
+    /// The router's part, after every other filter let the request through.
+    func route(_ decision: RouteDecision) {
+        let stats = manager.stats
+        switch decision {
         case .noRoute:
             stats.noRoute.increment()
             sendLocalReply(.noRoute)
@@ -141,7 +165,6 @@ final class HTTPStream: UpstreamResponseReceiver {
             if let location { headers.add(name: "location", value: location) }
             sendLocalReply(LocalReply(status: status, body: body ?? "", details: "direct_response", headers: headers))
         case .forward(let plan):
-            responseMutations = plan.responseHeaderMutations
             if let upgradeType, !(plan.action.upgradeConfigs[upgradeType] ?? manager.config.upgradeTypes[upgradeType] ?? false) {
                 stats.upgradeOnNonUpgradeRoute.increment()
                 sendLocalReply(LocalReply(status: 403, body: "", details: "upgrade_failed"))
@@ -180,6 +203,7 @@ final class HTTPStream: UpstreamResponseReceiver {
     func receivedEnd(_ trailers: HTTPHeaders?) {
         touch()
         requestComplete = true
+        requestEndTime = .now()
         requestTrailers = trailers
         guard !finished else { return }
         routeTimer?.cancel()
@@ -196,7 +220,7 @@ final class HTTPStream: UpstreamResponseReceiver {
         guard !finished else { return }
         if sink != nil { clusterStats?.sentResets.increment() }
         abandonUpstream()
-        responseFlag = responseFlag.isEmpty ? "DC" : responseFlag
+        flags.insert(.downstreamConnectionTermination)
         finish(status: responseStarted ? responseStatus : 0)
     }
 
@@ -274,10 +298,21 @@ final class HTTPStream: UpstreamResponseReceiver {
 
     private func startAttempt() {
         guard let cluster, let target, let clusterStats, !finished else { return }
-        let avoid = (target.retryPolicy?.avoidPreviousHosts ?? false) ? triedHosts : []
-        guard let host = cluster.chooseHost(originalDestination: connection.local, excluding: avoid)
-            ?? (avoid.isEmpty ? nil : cluster.chooseHost(originalDestination: connection.local, excluding: []))
-        else {
+        if !heldRequest {
+            // `max_requests` holds for the request's whole life, retries included.
+            guard cluster.circuitBreakers.tryAcquire(.requests) else {
+                var reply = LocalReply.overflow
+                reply.headers.add(name: "x-envoy-overloaded", value: "true")
+                sendLocalReply(reply)
+                return
+            }
+            heldRequest = true
+        }
+        var balancing = LoadBalancerContext(
+            hashKey: hashKey, hostSelectionRetryMaxAttempts: target.retryPolicy?.hostSelectionMaxAttempts ?? 1,
+            originalDestination: connection.local)
+        if target.retryPolicy?.avoidPreviousHosts == true { balancing.hostsToAvoid = triedHosts }
+        guard let host = cluster.chooseHost(balancing) else {
             cluster.stats.upstreamNoneHealthy.increment()
             sendLocalReply(.noHealthyUpstream)
             return
@@ -286,6 +321,7 @@ final class HTTPStream: UpstreamResponseReceiver {
         upstreamHostDescription = host.address.description
         triedHosts.insert(ObjectIdentifier(host))
         host.markUsed(at: NIODeadline.now().uptimeNanoseconds)
+        host.activeRequests.increment()
         attemptCount += 1
         attemptStart = .now()
         let pool = connection.runtime.pools(on: eventLoop).pool(
@@ -307,9 +343,34 @@ final class HTTPStream: UpstreamResponseReceiver {
         if !accepted {
             waitingPool = nil
             clusterStats.requestsActive.decrement()
-            clusterStats.pendingOverflow.increment()
+            host.activeRequests.decrement()
+            self.host = nil
             sendLocalReply(.overflow)
         }
+    }
+
+    /// The consistent-hash key of the route's hash policies, computed once per request.
+    private lazy var hashKey: UInt64? = target?.hash(for: request)
+
+    /// Gives back what the current attempt (and the request) hold: the host's active request and
+    /// the circuit breakers' request and retry slots.
+    private func releaseAttemptResources() {
+        guard let cluster else { return }
+        if heldRetry {
+            cluster.circuitBreakers.release(.retries)
+            heldRetry = false
+        }
+        if heldRequest {
+            cluster.circuitBreakers.release(.requests)
+            heldRequest = false
+        }
+        host?.activeRequests.decrement()
+        host = nil
+    }
+
+    private func recordOutlier(_ event: OutlierEvent) {
+        guard let host, let detector = cluster?.outlierDetector else { return }
+        detector.record(host: host, event: event)
     }
 
     /// Envoy speaks HTTP/1.1 upstream unless the cluster enables HTTP/2; gRPC needs HTTP/2.
@@ -361,9 +422,10 @@ final class HTTPStream: UpstreamResponseReceiver {
         routeTimer = eventLoop.scheduleTask(in: TimeAmount(routeTimeout)) { [weak self] in
             guard let self, !self.finished else { return }
             self.clusterStats?.timeouts.increment()
+            if self.sink != nil || self.waitingPool != nil { self.recordOutlier(.timeout) }
             if self.responseStarted {
                 self.abandonUpstream()
-                self.responseFlag = "UT"
+                self.flags.insert(.upstreamRequestTimeout)
                 self.downstream?.resetStream()
                 self.finish(status: self.responseStatus)
             } else {
@@ -391,12 +453,32 @@ final class HTTPStream: UpstreamResponseReceiver {
         perTryTimer = nil
         clusterStats?.requestsActive.decrement()
         sink = nil
-        if case .failure(let failure) = outcome {
-            if case .reset = failure { clusterStats?.receivedResets.increment() }
+        switch outcome {
+        case .failure(.reset), .failure(.protocolError):
+            clusterStats?.receivedResets.increment()
+            recordOutlier(.reset)
+        case .failure:
+            break  // the pool reported the connect failure
+        case .perTryTimeout:
+            recordOutlier(.timeout)
+        case .response:
+            break
+        }
+        host?.activeRequests.decrement()
+        host = nil
+        if let cluster, heldRetry {
+            cluster.circuitBreakers.release(.retries)
+            heldRetry = false
         }
         if keepsBodyForRetry, retryAllowed() {
             switch retry.decide(outcome, random: UInt64.random(in: 0...UInt64.max)) {
             case .retry(let delay):
+                guard let cluster, cluster.circuitBreakers.tryAcquire(.retries) else {
+                    clusterStats?.retryOverflow.increment()
+                    flags.insert(.upstreamRetryLimitExceeded)
+                    break
+                }
+                heldRetry = true
                 clusterStats?.retries.increment()
                 retryTimer = eventLoop.scheduleTask(in: TimeAmount(delay)) { [weak self] in
                     self?.retryTimer = nil
@@ -404,7 +486,7 @@ final class HTTPStream: UpstreamResponseReceiver {
                 }
                 return
             case .noRetry:
-                break
+                if retry.policy != nil, retry.isRetriable(outcome) { flags.insert(.upstreamRetryLimitExceeded) }
             }
         }
         switch outcome {
@@ -429,6 +511,7 @@ final class HTTPStream: UpstreamResponseReceiver {
         guard !finished, let target else { return }
         touch()
         let status = Int(head.status.code)
+        recordOutlier(.httpResponse(status: status))
         if keepsBodyForRetry, requestComplete, retry.retriesLeft > 0,
            retry.isRetriable(.response(status: status, headers: head.headers)) {
             // The response is dropped; the connection cannot be reused mid-response.
@@ -458,6 +541,9 @@ final class HTTPStream: UpstreamResponseReceiver {
         }
         manager.applyServerHeader(&response.headers)
         if let via = manager.config.via { response.headers.add(name: "via", value: via) }
+        filterState.addResponseHeaders(to: &response.headers)
+        firstResponseByte = .now()
+        sentResponseHeaders = response.headers
         downstream?.writeResponseHead(response)
         if status == 101, upgradeType != nil, let sink, let downstream {
             let toDownstream = UpgradeTunnelHandler()
@@ -492,6 +578,7 @@ final class HTTPStream: UpstreamResponseReceiver {
         guard !finished, responseStarted else { return }
         clusterStats?.requestsActive.decrement()
         sink = nil
+        sentResponseTrailers = trailers
         downstream?.writeResponseEnd(trailers)
         finish(status: responseStatus)
     }
@@ -502,7 +589,7 @@ final class HTTPStream: UpstreamResponseReceiver {
             clusterStats?.requestsActive.decrement()
             clusterStats?.receivedResets.increment()
             sink = nil
-            responseFlag = "UR"
+            flags.insert(.upstreamRemoteReset)
             downstream?.resetStream()
             finish(status: responseStatus)
         } else if sink != nil {
@@ -524,17 +611,22 @@ final class HTTPStream: UpstreamResponseReceiver {
             finish(status: responseStatus)
             return
         }
-        responseFlag = reply.flag
+        flags.formUnion(ResponseFlags(shortName: reply.flag) ?? [])
+        flags.formUnion(reply.filterFlags)
         responseDetails = reply.details
         responseStarted = true
         responseStatus = reply.status
         let parts = reply.parts(
             grpc: isGRPC, serverName: manager.serverHeaderValue, allocator: ByteBufferAllocator(), headRequest: isHeadRequest)
         var head = parts.head
+        filterState.addResponseHeaders(to: &head.headers)
         head.version = requestVersion
         HeaderMutator.apply(responseMutations, to: &head.headers) { [manager, request] in
             manager.substitute($0, for: request)
         }
+        sentResponseHeaders = head.headers
+        sentResponseTrailers = parts.trailers
+        firstResponseByte = .now()
         downstream?.writeResponseHead(head)
         if let body = parts.body {
             bytesSent += body.readableBytes
@@ -562,10 +654,28 @@ final class HTTPStream: UpstreamResponseReceiver {
         finished = true
         for timer in [routeTimer, perTryTimer, retryTimer, idleTimer] { timer?.cancel() }
         retryTimer = nil
+        releaseAttemptResources()
+        filterState.streamEnded()
         manager.stats.downstreamRequestsActive.decrement()
         if status > 0 { manager.stats.countResponse(status: status) }
-        manager.log(self)
+        if !manager.accessLoggers.isEmpty { manager.log(accessLogEntry(status: status)) }
         bufferedBody.removeAll()
+    }
+
+    private func accessLogEntry(status: Int) -> AccessLogEntry {
+        let now = NIODeadline.now()
+        func since(_ deadline: NIODeadline?) -> Duration? {
+            deadline.map { .nanoseconds(($0 - startTime).nanoseconds) }
+        }
+        return AccessLogEntry(
+            request: request, startTime: wallStart, requestDuration: since(requestEndTime),
+            responseDuration: since(firstResponseByte), duration: since(now),
+            responseTxDuration: firstResponseByte.map { .nanoseconds((now - $0).nanoseconds) },
+            responseCode: status > 0 ? status : nil, responseCodeDetails: responseDetails.isEmpty ? "via_upstream" : responseDetails,
+            responseFlags: flags.union(filterState.flags), bytesReceived: UInt64(bytesReceived), bytesSent: UInt64(bytesSent),
+            responseHeaders: sentResponseHeaders, responseTrailers: sentResponseTrailers, upstreamHost: host?.address,
+            upstreamCluster: target?.clusterName, upstreamRequestAttemptCount: attemptCount > 0 ? attemptCount : nil,
+            routeName: routeName)
     }
 
     // MARK: Idle timeout

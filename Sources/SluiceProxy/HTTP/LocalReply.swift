@@ -12,6 +12,13 @@ struct LocalReply: Sendable {
     /// Envoy's short response flag (`NR`, `UF`, …), empty for none.
     var flag: String
     var headers: HTTPHeaders
+    /// Flags a filter set on its reply (fault abort, rate limit).
+    var filterFlags: ResponseFlags = []
+    /// A filter's own gRPC status for gRPC requests (fault's `grpc_status`).
+    var grpcStatusOverride: Int?
+    /// Send only the status and headers (no `content-type`/`content-length` of a text body), as
+    /// for CORS preflight answers.
+    var bareStatus = false
 
     init(status: Int, body: String, details: String, flag: String = "", headers: HTTPHeaders = HTTPHeaders()) {
         self.status = status
@@ -42,12 +49,12 @@ struct LocalReply: Sendable {
         if grpc {
             headers.replaceOrAdd(name: "content-type", value: "application/grpc")
             var trailers = HTTPHeaders()
-            trailers.add(name: "grpc-status", value: String(Self.grpcStatus(forHTTPStatus: status)))
+            trailers.add(name: "grpc-status", value: String(grpcStatusOverride ?? Self.grpcStatus(forHTTPStatus: status)))
             if !body.isEmpty { trailers.add(name: "grpc-message", value: Self.percentEncodedGRPCMessage(body)) }
             return (HTTPResponseHead(version: .http1_1, status: .ok, headers: headers), nil, trailers)
         }
         if body.isEmpty {
-            headers.replaceOrAdd(name: "content-length", value: "0")
+            if !bareStatus || !headers.contains(name: "content-length") { headers.replaceOrAdd(name: "content-length", value: "0") }
             return (HTTPResponseHead(version: .http1_1, status: .init(statusCode: status), headers: headers), nil, nil)
         }
         if !headers.contains(name: "content-type") { headers.add(name: "content-type", value: "text/plain") }

@@ -7,8 +7,6 @@ final class HTTPClusterStats: Sendable {
     let requestsCompleted: Counter
     let pendingTotal: Counter
     let pendingActive: Gauge
-    let pendingOverflow: Counter
-    let connectionOverflow: Counter
     let retries: Counter
     let retrySuccess: Counter
     let retryOverflow: Counter
@@ -32,8 +30,6 @@ final class HTTPClusterStats: Sendable {
         requestsCompleted = counter("upstream_rq_completed")
         pendingTotal = counter("upstream_rq_pending_total")
         pendingActive = store.gauge(.cluster(cluster, "upstream_rq_pending_active"))
-        pendingOverflow = counter("upstream_rq_pending_overflow")
-        connectionOverflow = counter("upstream_cx_overflow")
         retries = counter("upstream_rq_retry")
         retrySuccess = counter("upstream_rq_retry_success")
         retryOverflow = counter("upstream_rq_retry_overflow")

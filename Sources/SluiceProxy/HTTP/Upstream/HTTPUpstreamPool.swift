@@ -10,11 +10,6 @@ import SluiceModel
 /// connections carry one exchange at a time and are reused; HTTP/2 exchanges share one
 /// connection as streams (a new one is opened when it drains).
 final class HTTPUpstreamHostPool {
-    struct Limits {
-        var maxConnections: Int
-        var maxPendingRequests: Int
-    }
-
     private let eventLoop: any EventLoop
     private let host: UpstreamHost
     private let cluster: UpstreamCluster
@@ -23,7 +18,6 @@ final class HTTPUpstreamHostPool {
     private let upstreamProtocol: UpstreamHTTPProtocol
     private let http2Settings: HTTP2ProtocolOptions
     private let stats: HTTPClusterStats
-    private let limits: Limits
 
     private var idle: [UpstreamHTTP1Connection] = []
     private var connections = 0
@@ -34,7 +28,7 @@ final class HTTPUpstreamHostPool {
     init(
         eventLoop: any EventLoop, host: UpstreamHost, cluster: UpstreamCluster, socketFactory: SocketFactory,
         transparentSource: SocketEndpoint?, upstreamProtocol: UpstreamHTTPProtocol, http2Settings: HTTP2ProtocolOptions,
-        stats: HTTPClusterStats, limits: Limits
+        stats: HTTPClusterStats
     ) {
         self.eventLoop = eventLoop
         self.host = host
@@ -44,7 +38,6 @@ final class HTTPUpstreamHostPool {
         self.upstreamProtocol = upstreamProtocol
         self.http2Settings = http2Settings
         self.stats = stats
-        self.limits = limits
     }
 
     /// Lends a request sink for one exchange: at once when a connection is free, after a
@@ -67,16 +60,14 @@ final class HTTPUpstreamHostPool {
                 return true
             }
         }
-        guard waiters.count < limits.maxPendingRequests else { return false }
+        // Envoy's `max_pending_requests`: a request waiting for a connection holds a slot.
+        guard cluster.circuitBreakers.tryAcquire(.pendingRequests) else { return false }
         stats.pendingTotal.increment()
         stats.pendingActive.increment()
         waiters.append((receiver, done))
         let wanted = upstreamProtocol == .http2 ? (connecting == 0 ? 1 : 0) : 1
-        if wanted > 0, connections + connecting < limits.maxConnections {
-            connect()
-        } else if upstreamProtocol == .http1, connections + connecting >= limits.maxConnections {
-            stats.connectionOverflow.increment()
-        }
+        // Past `max_connections` the request waits for a connection to come free.
+        if wanted > 0, cluster.circuitBreakers.tryAcquire(.connections) { connect() }
         return true
     }
 
@@ -85,6 +76,7 @@ final class HTTPUpstreamHostPool {
         if let index = waiters.firstIndex(where: { $0.receiver === receiver }) {
             waiters.remove(at: index)
             stats.pendingActive.decrement()
+            cluster.circuitBreakers.release(.pendingRequests)
         }
     }
 
@@ -127,8 +119,10 @@ final class HTTPUpstreamHostPool {
         connections += 1
         let host = self.host
         let cluster = self.cluster
+        cluster.outlierDetector?.record(host: host, event: .connectSucceeded)
         channel.closeFuture.assumeIsolated().whenComplete { _ in
             self.connections -= 1
+            cluster.circuitBreakers.release(.connections)
             host.connectionsActive.decrement()
             cluster.stats.upstreamConnectionsActive.decrement()
             cluster.stats.upstreamConnectionsDestroyed.increment()
@@ -158,6 +152,7 @@ final class HTTPUpstreamHostPool {
                 waiters.removeAll()
                 for waiter in ready {
                     stats.pendingActive.decrement()
+                    cluster.circuitBreakers.release(.pendingRequests)
                     open(on: connection, receiver: waiter.receiver, waiter.done)
                 }
             }
@@ -172,6 +167,7 @@ final class HTTPUpstreamHostPool {
         if !waiters.isEmpty {
             let waiter = waiters.removeFirst()
             stats.pendingActive.decrement()
+            cluster.circuitBreakers.release(.pendingRequests)
             connection.begin(waiter.receiver)
             waiter.done(.success(connection))
         } else {
@@ -180,6 +176,8 @@ final class HTTPUpstreamHostPool {
     }
 
     private func connectFailed(_ error: any Error) {
+        cluster.circuitBreakers.release(.connections)
+        cluster.outlierDetector?.record(host: host, event: .connectFailed)
         host.connectionsActive.decrement()
         host.connectFailures.increment()
         cluster.stats.upstreamConnectionsActive.decrement()
@@ -203,6 +201,7 @@ final class HTTPUpstreamHostPool {
     private func failWaiters(_ failure: UpstreamFailure, count: Int) {
         for waiter in waiters.prefix(count) {
             stats.pendingActive.decrement()
+            cluster.circuitBreakers.release(.pendingRequests)
             waiter.done(.failure(failure))
         }
         waiters.removeFirst(min(count, waiters.count))
