@@ -90,11 +90,14 @@ public struct SupportPolicy: Sendable {
             "response_headers_to_remove", "cors", "typed_per_filter_config", "include_request_attempt_count",
             "include_attempt_count_in_response", "retry_policy", "metadata",
         ],
+        // `decorator` names the tracing span and, when tracing, sets x-envoy-decorator-operation;
+        // Envoy applies it only for an HCM with `tracing`, which Sluice rejects, so it changes nothing.
         "envoy.config.route.v3.Route": [
             "name", "match", "route", "redirect", "direct_response", "non_forwarding_action", "typed_per_filter_config",
             "request_headers_to_add", "request_headers_to_remove", "response_headers_to_add", "response_headers_to_remove",
-            "metadata",
+            "metadata", "decorator",
         ],
+        "envoy.config.route.v3.Decorator": ["operation", "propagate"],
         "envoy.config.route.v3.RouteMatch": [
             "prefix", "path", "safe_regex", "path_separated_prefix", "case_sensitive", "runtime_fraction", "headers",
             "query_parameters", "grpc",
