@@ -129,6 +129,8 @@ actor XDSEngine {
     private func finishUpdate(_ type: XDSResourceType, errors: [String]) {
         if type == .cluster { resubscribeEndpoints() }
         acknowledge(type, errors: errors)
+        // The accepted version is known only now; the dump (and hand-over state) shows it.
+        publishDump()
         advanceInitialization()
     }
 
