@@ -94,6 +94,27 @@ enum Conformance {
         #expect(fixed.isEmpty, "now supported, remove from knownUnsupported: \(fixed.sorted())")
     }
 
+    /// The sidecar's static listeners (Prometheus stats on 15090, readiness on 15021) carry inline
+    /// route tables and load completely.
+    @Test func sidecarStaticHTTPListenersTranslate() throws {
+        let directory = try #require(Conformance.directory, "conformance inputs not found (set SLUICE_CONFORMANCE_DIR)")
+        let dump = try ConfigDocument.load(path: directory.appendingPathComponent("istio/sidecar-configdump.yaml").path)
+        var seen: [String: RouteConfiguration] = [:]
+        for (_, document) in Self.listeners(in: dump) {
+            let outcome = ResourceLoader.listener(document)
+            guard let listener = outcome.value else { continue }
+            for case .httpConnectionManager(let manager) in listener.filterChains.flatMap(\.filters) {
+                if case .inline(let routes) = manager.routes { seen[manager.statPrefix] = routes }
+            }
+        }
+        let stats = try #require(seen["stats"])
+        #expect(stats.virtualHosts.first?.domains == ["*"])
+        #expect(stats.virtualHosts.first?.routes.first?.match.path == .prefix("/stats/prometheus"))
+        #expect(stats.virtualHosts.first?.routes.first?.action == .forward(RouteAction(target: .cluster("prometheus_stats"))))
+        let agent = try #require(seen["agent"])
+        #expect(agent.virtualHosts.first?.routes.first?.action == .forward(RouteAction(target: .cluster("agent"))))
+    }
+
     /// The `Listener` messages of a `ListenersConfigDump`, named.
     static func listeners(in dump: JSONValue) -> [(String, JSONValue)] {
         guard case .array(let configs)? = dump["configs"] else { return [] }
