@@ -194,6 +194,7 @@ import Testing
                 response_headers_to_add: [{ header: { key: x-limited, value: "yes" }, append_action: OVERWRITE_IF_EXISTS_OR_ADD }]
                 enable_x_ratelimit_headers: DRAFT_VERSION_03
             - name: envoy.filters.http.cors
+              disabled: true
               typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors }
             - name: envoy.filters.http.router
               typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router, suppress_envoy_headers: true }
@@ -221,6 +222,7 @@ import Testing
             responseHeadersToAdd: [HeaderValueOption(name: "x-limited", value: "yes", action: .overwriteIfExistsOrAdd)],
             enableXRateLimitHeaders: true)))
         #expect(manager.httpFilters[3].kind == .cors)
+        #expect(manager.httpFilters.map(\.disabledByDefault) == [false, false, false, true, false])
         #expect(manager.httpFilters[4].kind == .router(RouterConfig(suppressEnvoyHeaders: true)))
     }
 
@@ -247,6 +249,28 @@ import Testing
         let issues = Self.issues(filter.replacingOccurrences(of: "OPTIONAL", with: "false"))
         #expect(issues.map(\.kind) == [.unsupported])
         #expect(issues.first?.path == "\(Self.hcmPath).http_filters[0].typed_config")
+    }
+
+    @Test func optionalUnknownPerRouteConfigIsIgnored() throws {
+        let loaded = try BootstrapLoader.load(text: Self.bootstrap("""
+            stat_prefix: x
+            route_config:
+              validate_clusters: false
+              virtual_hosts:
+              - name: all
+                domains: ["*"]
+                routes:
+                - match: { prefix: / }
+                  route: { cluster: a }
+                  typed_per_filter_config:
+                    buffer:
+                      "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig
+                      is_optional: true
+                      config: { "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute, disabled: true }
+            """))
+        #expect(loaded.warnings.filter { $0.kind == .ignored }.map(\.path) == [
+            "\(Self.hcmPath).route_config.virtual_hosts[0].routes[0].typed_per_filter_config[buffer].config",
+        ])
     }
 
     @Test func routerMustBeLastAndAFilterMustNotEndTheChain() {
@@ -475,7 +499,6 @@ import Testing
             """)
         let vh = "\(Self.hcmPath).route_config.virtual_hosts"
         #expect(Set(issues.map(\.path)) == [
-            "\(vh)[0].domains[1]",
             "\(vh)[0].routes[0].route.retry_policy.retry_on",
             "\(vh)[0].routes[0].route.retry_policy.retry_back_off.max_interval",
             "\(vh)[0].routes[1].match.safe_regex.regex",

@@ -208,9 +208,7 @@ extension TranslationContext {
                 default:
                     kind = nil  // optional ones are ignored, others unsupported: the support check says which
                 }
-                // A disabled filter stays out of the chain unless a route enables it; Sluice's
-                // model has no such flag, so it is left out (see the report).
-                if let kind, !filter.disabled { result.append(HTTPFilter(name: filter.name, kind: kind)) }
+                if let kind { result.append(HTTPFilter(name: filter.name, kind: kind, disabledByDefault: filter.disabled)) }
             } catch {
                 invalid(child(filterPath, "typed_config"), "cannot decode \(typeName): \(error)")
             }

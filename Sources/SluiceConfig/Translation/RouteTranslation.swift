@@ -47,13 +47,6 @@ extension TranslationContext {
     private mutating func virtualHost(_ host: Envoy_Config_Route_V3_VirtualHost, path: String) -> VirtualHost? {
         if host.name.isEmpty { invalid(child(path, "name"), "a virtual host needs a name") }
         if host.domains.isEmpty { invalid(child(path, "domains"), "a virtual host needs at least one domain") }
-        for (index, domain) in host.domains.enumerated() {
-            let wildcards = domain.filter { $0 == "*" }.count
-            if domain.isEmpty || wildcards > 1 || (wildcards == 1 && domain != "*" && !domain.hasPrefix("*") && !domain.hasSuffix("*")) {
-                invalid(child(path, "domains[\(index)]"),
-                        "\"\(domain)\": a domain is a name, *.suffix, prefix.* or *, with one wildcard at its start or end")
-            }
-        }
         var routes: [Route] = []
         for (index, raw) in host.routes.enumerated() {
             if let route = route(raw, path: child(path, "routes[\(index)]")) { routes.append(route) }
