@@ -102,6 +102,25 @@ import Testing
         #expect(recorder.last?.listeners.isEmpty != false, "still warming")
     }
 
+    @Test func inlineRouteTablesOfLDSListenersValidateTheirClusters() async throws {
+        let (engine, recorder) = await engine()
+        func listener(validate: String) throws -> Google_Protobuf_Any {
+            try XDSEngineTests.any("""
+                {"name": "inline", "address": {"socket_address": {"address": "0.0.0.0", "port_value": 8080}},
+                 "filter_chains": [{"filters": [{"name": "hcm", "typed_config": {
+                   "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                   "stat_prefix": "inline", "route_config": {\(validate) "name": "t", "virtual_hosts": [{"name": "all", "domains": ["*"],
+                     "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "missing"}}]}]}}}]}]}
+                """, XDSResourceType.listener.rawValue)
+        }
+        await engine.receive(XDSEngineTests.response(.listener, "l1", "1", [try listener(validate: "")]))
+        let nack = try #require(recorder.sotw.last)
+        #expect(nack.errorDetail.message.contains("inline: route: unknown cluster 'missing'"))
+        await engine.receive(XDSEngineTests.response(.listener, "l2", "2", [try listener(validate: #""validate_clusters": false,"#)]))
+        #expect(recorder.sotw.last?.hasErrorDetail == false)
+        #expect(recorder.last?.listeners.map(\.name) == ["inline"])
+    }
+
     @Test func subscriptionsFollowListenersAndUnrequestedTablesAreSkipped() async throws {
         let (engine, recorder) = await engine()
         await engine.receive(XDSEngineTests.response(.listener, "l1", "1", [

@@ -190,7 +190,10 @@ extension TranslationContext {
         }
         result.appendXForwardedHost = action.appendXForwardedHost
         result.timeout = optionalDuration(action.timeout, present: action.hasTimeout, default: .seconds(15))
-        result.idleTimeout = optionalDuration(action.idleTimeout, present: action.hasIdleTimeout, default: nil)
+        // nil inherits the HCM's stream_idle_timeout; an explicit 0s (.zero) disables both.
+        if action.hasIdleTimeout {
+            result.idleTimeout = action.idleTimeout.isPositive ? action.idleTimeout.swiftDuration : .zero
+        }
         if action.hasRetryPolicy { result.retryPolicy = retryPolicy(action.retryPolicy, path: child(path, "retry_policy")) }
         for (index, mirror) in action.requestMirrorPolicies.enumerated() {
             let mirrorPath = child(path, "request_mirror_policies[\(index)]")

@@ -171,6 +171,12 @@ actor XDSEngine {
                 errors.append("\(resource.name): route: unknown cluster '\(unknown)'")
                 continue
             }
+            // An inline route table validates its clusters by default, against those known now.
+            if type == .listener, case .listener(let listener)? = resource.value,
+               let unknown = inlineRouteTables(of: listener).lazy.compactMap(unknownCluster(in:)).first {
+                errors.append("\(resource.name): route: unknown cluster '\(unknown)'")
+                continue
+            }
             // Endpoints in a response finish warming even when unchanged; so do route tables.
             if type == .endpoint { markWarmed(serviceName: resource.name) }
             if type == .route { routesPending.remove(resource.name) }
@@ -242,6 +248,13 @@ actor XDSEngine {
     /// A listener waits while any of its route configurations is pending.
     func isWarming(_ listener: ListenerConfig) -> Bool {
         !RouteDiscovery.routeNames(of: listener).isDisjoint(with: routesPending)
+    }
+
+    private func inlineRouteTables(of listener: ListenerConfig) -> [RouteConfiguration] {
+        (listener.filterChains + (listener.defaultFilterChain.map { [$0] } ?? [])).flatMap(\.filters).compactMap {
+            if case .httpConnectionManager(let manager) = $0, case .inline(let routes) = manager.routes { return routes }
+            return nil
+        }
     }
 
     /// With `validate_clusters`, a route table naming a cluster this proxy does not know is rejected.
