@@ -121,7 +121,12 @@ enum ConfigDumpBuilder {
             state.lastUpdated = Google_Protobuf_Timestamp(date: record.lastUpdated)
             var entry = Envoy_Admin_V3_ListenersConfigDump.DynamicListener()
             entry.name = record.name
-            entry.activeState = state
+            // A listener waiting for its RDS route table is shown warming, as Envoy does.
+            if source.xds?.warmingListeners.contains(record.name) == true {
+                entry.warmingState = state
+            } else {
+                entry.activeState = state
+            }
             return entry
         }
         return dump

@@ -113,6 +113,13 @@ import Testing
             name: "rds-table", version: "r3", any: try Google_Protobuf_Any(message: table), lastUpdated: Self.loadedAt)]
         let json = try AdminProto.json(ConfigDumpBuilder.full(source(loaded, xds: dump)))
         #expect(json.contains(#""dynamic_route_configs":[{"version_info":"r3","route_config":{"@type":"type.googleapis.com/envoy.config.route.v3.RouteConfiguration","name":"rds-table"}"#))
+        var listener = Envoy_Config_Listener_V3_Listener()
+        listener.name = "waiting"
+        dump.resources[.listener] = ["waiting": XDSResourceRecord(
+            name: "waiting", version: "l1", any: try Google_Protobuf_Any(message: listener), lastUpdated: Self.loadedAt)]
+        dump.warmingListeners = ["waiting"]
+        let warming = try AdminProto.json(ConfigDumpBuilder.full(source(loaded, xds: dump)))
+        #expect(warming.contains(#""dynamic_listeners":[{"name":"waiting","warming_state":{"version_info":"l1""#))
         let selected = try AdminProto.json(ConfigDumpBuilder.resource("static_route_configs", source(loaded)).get())
         #expect(selected.contains("envoy.admin.v3.RoutesConfigDump.StaticRouteConfig"))
         #expect(selected.contains(#""name":"inline-table""#))
