@@ -515,6 +515,27 @@ import Testing
         #expect(issues.allSatisfy { $0.kind == .invalid })
     }
 
+    @Test func directResponseBodiesAreBounded() throws {
+        let table = """
+            stat_prefix: x
+            route_config:
+              LIMIT
+              virtual_hosts:
+              - name: one
+                domains: ["*"]
+                routes: [{ match: { prefix: / }, direct_response: { status: 503, body: { inline_string: "0123456789" } } }]
+            """
+        let issues = Self.issues(table.replacingOccurrences(of: "LIMIT", with: "max_direct_response_body_size_bytes: 8"))
+        #expect(issues.map(\.path) == ["\(Self.hcmPath).route_config.virtual_hosts[0].routes[0].direct_response.body"])
+        #expect(issues.first?.message == "response body size is 10 bytes; maximum is 8")
+        let manager = try Self.manager(table.replacingOccurrences(of: "LIMIT", with: "name: fits"))
+        guard case .inline(let routes) = manager.routes else {
+            Issue.record("expected inline routes")
+            return
+        }
+        #expect(routes.virtualHosts.first?.routes.first?.action == .directResponse(status: 503, body: "0123456789"))
+    }
+
     @Test func unsupportedRoutePartsAreNamed() {
         let issues = Self.issues("""
             stat_prefix: x

@@ -83,7 +83,7 @@ public struct SupportPolicy: Sendable {
         "envoy.config.route.v3.RouteConfiguration": [
             "name", "virtual_hosts", "internal_only_headers", "response_headers_to_add", "response_headers_to_remove",
             "request_headers_to_add", "request_headers_to_remove", "most_specific_header_mutations_wins",
-            "validate_clusters", "metadata",
+            "validate_clusters", "metadata", "max_direct_response_body_size_bytes",
         ],
         "envoy.config.route.v3.VirtualHost": [
             "name", "domains", "routes", "request_headers_to_add", "request_headers_to_remove", "response_headers_to_add",

@@ -13,6 +13,8 @@ extension TranslationContext {
         let before = issues.count
         var hosts: [VirtualHost] = []
         var hostNames: [String: Int] = [:]
+        // Envoy's default bound on inline direct-response bodies.
+        let bodyLimit = config.hasMaxDirectResponseBodySizeBytes ? Int(config.maxDirectResponseBodySizeBytes.value) : 4096
         var domains: [String: String] = [:]
         for (index, raw) in config.virtualHosts.enumerated() {
             let hostPath = child(path, "virtual_hosts[\(index)]")
@@ -29,7 +31,7 @@ extension TranslationContext {
                 }
                 domains[key] = raw.name
             }
-            if let host = virtualHost(raw, path: hostPath) { hosts.append(host) }
+            if let host = virtualHost(raw, path: hostPath, bodyLimit: bodyLimit) { hosts.append(host) }
         }
         let headers = headerMutations(
             requestAdd: config.requestHeadersToAdd, requestRemove: config.requestHeadersToRemove,
@@ -44,12 +46,12 @@ extension TranslationContext {
             validateClusters: config.hasValidateClusters ? config.validateClusters.value : inline)
     }
 
-    private mutating func virtualHost(_ host: Envoy_Config_Route_V3_VirtualHost, path: String) -> VirtualHost? {
+    private mutating func virtualHost(_ host: Envoy_Config_Route_V3_VirtualHost, path: String, bodyLimit: Int) -> VirtualHost? {
         if host.name.isEmpty { invalid(child(path, "name"), "a virtual host needs a name") }
         if host.domains.isEmpty { invalid(child(path, "domains"), "a virtual host needs at least one domain") }
         var routes: [Route] = []
         for (index, raw) in host.routes.enumerated() {
-            if let route = route(raw, path: child(path, "routes[\(index)]")) { routes.append(route) }
+            if let route = route(raw, path: child(path, "routes[\(index)]"), bodyLimit: bodyLimit) { routes.append(route) }
         }
         var filterOverrides = perFilterConfigs(host.typedPerFilterConfig, path: child(path, "typed_per_filter_config"))
         if host.hasCors, filterOverrides["envoy.filters.http.cors"] == nil {
@@ -68,7 +70,7 @@ extension TranslationContext {
             includeAttemptCountInResponse: host.includeAttemptCountInResponse)
     }
 
-    private mutating func route(_ route: Envoy_Config_Route_V3_Route, path: String) -> Route? {
+    private mutating func route(_ route: Envoy_Config_Route_V3_Route, path: String, bodyLimit: Int) -> Route? {
         let before = issues.count
         guard route.hasMatch else {
             invalid(child(path, "match"), "a route needs a match")
@@ -82,7 +84,7 @@ extension TranslationContext {
         case .redirect(let redirect)?:
             action = redirectAction(redirect, path: child(path, "redirect")).map(RouteActionKind.redirect)
         case .directResponse(let direct)?:
-            action = directResponse(direct, path: child(path, "direct_response"))
+            action = directResponse(direct, path: child(path, "direct_response"), bodyLimit: bodyLimit)
         case .nonForwardingAction?:
             action = .nonForwarding
         case .filterAction?:
@@ -379,7 +381,9 @@ extension TranslationContext {
         return result
     }
 
-    private mutating func directResponse(_ direct: Envoy_Config_Route_V3_DirectResponseAction, path: String) -> RouteActionKind? {
+    private mutating func directResponse(_ direct: Envoy_Config_Route_V3_DirectResponseAction, path: String, bodyLimit: Int)
+        -> RouteActionKind?
+    {
         guard (200...599).contains(direct.status) else {
             invalid(child(path, "status"), "\(direct.status) is not a valid status (200 to 599)")
             return nil
@@ -393,9 +397,8 @@ extension TranslationContext {
                 return nil  // reported by the support check
             case nil: break
             }
-            // Envoy's default max_direct_response_body_size_bytes.
-            if let body, body.utf8.count > 4096 {
-                invalid(child(path, "body"), "response body size is \(body.utf8.count) bytes; maximum is 4096")
+            if let body, body.utf8.count > bodyLimit {
+                invalid(child(path, "body"), "response body size is \(body.utf8.count) bytes; maximum is \(bodyLimit)")
                 return nil
             }
         }
