@@ -151,6 +151,8 @@ import Testing
             return
         }
         #expect(old.rdsName == "r1", "the previous version serves until r2 arrives")
+        #expect(recorder.last?.routeConfigurations["r1"] != nil, "with its route table")
+        #expect(routeRequests(recorder).last?.resourceNames == ["r1", "r2"])
         await engine.receive(XDSEngineTests.response(.route, "v2", "4", [try Self.routes("r2")]))
         guard case .httpConnectionManager(let new)? = recorder.last?.listeners.first?.filterChains.first?.filters.first else {
             Issue.record("expected an HCM")
@@ -158,6 +160,7 @@ import Testing
         }
         #expect(new.rdsName == "r2")
         #expect(recorder.last.map { Set($0.routeConfigurations.keys) } == ["r2"])
+        #expect(routeRequests(recorder).last?.resourceNames == ["r2"], "r1 is unsubscribed once nothing uses it")
     }
 
     @Test func initialFetchTimeoutServesTheListenerWithoutRoutes() async throws {

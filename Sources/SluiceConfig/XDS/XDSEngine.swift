@@ -214,6 +214,7 @@ actor XDSEngine {
         // Before publishing, so a listener waiting for a new route table is not served yet; and
         // the RDS request goes out before the LDS ACK, as Envoy sends them.
         if type == .listener { resubscribeRoutes() }
+        if type == .route { retireWarmedPreviousListeners() }
         if changed || warming != warmingBefore || routesPending != routesPendingBefore { await publish() }
         return errors
     }
@@ -237,6 +238,18 @@ actor XDSEngine {
             return
         }
         if !isWarming(old) { previousListeners[name] = old }
+    }
+
+    /// Once a replacing listener is warm, its previous version stops serving and the route
+    /// tables only it used are unsubscribed.
+    private func retireWarmedPreviousListeners() {
+        let retired = previousListeners.keys.filter { name in
+            guard case .listener(let current)? = types[.listener]!.decoded[name] else { return true }
+            return !isWarming(current)
+        }
+        guard !retired.isEmpty else { return }
+        for name in retired { previousListeners[name] = nil }
+        resubscribeRoutes()
     }
 
     /// The names of `listener` that will still be pending once it is subscribed.
@@ -273,6 +286,7 @@ actor XDSEngine {
         logger.warning("listeners served without their route configurations after initial_fetch_timeout",
                        metadata: ["routes": "\(expired.sorted())"])
         routesPending.subtract(expired)
+        retireWarmedPreviousListeners()
         await publish()
         advanceInitialization()
     }
@@ -369,6 +383,8 @@ actor XDSEngine {
     /// name no longer referenced is unsubscribed and its route table dropped, as in Envoy.
     func resubscribeRoutes() {
         var names = staticConfiguration.listeners.reduce(into: Set<String>()) { $0.formUnion(RouteDiscovery.routeNames(of: $1)) }
+        // A previous version still serving keeps its route tables.
+        for listener in previousListeners.values { names.formUnion(RouteDiscovery.routeNames(of: listener)) }
         var timeouts: [String: Duration?] = [:]
         for (name, value) in types[.listener]!.decoded {
             guard case .listener(let listener) = value else { continue }
