@@ -31,7 +31,10 @@ enum ConfigDumpBuilder {
         dump.configs = [try Google_Protobuf_Any(message: bootstrapDump), try Google_Protobuf_Any(message: clusters(source))]
         if source.includeEndpoints { dump.configs.append(try Google_Protobuf_Any(message: endpoints(source))) }
         dump.configs.append(try Google_Protobuf_Any(message: listeners(source)))
-        if source.xds != nil { dump.configs.append(try Google_Protobuf_Any(message: routes(source))) }
+        let routeDump = try routes(source)
+        if source.xds != nil || !routeDump.staticRouteConfigs.isEmpty {
+            dump.configs.append(try Google_Protobuf_Any(message: routeDump))
+        }
         return dump
     }
 
@@ -51,6 +54,8 @@ enum ConfigDumpBuilder {
             dump.configs = try listeners(source).dynamicListeners.map { try Google_Protobuf_Any(message: $0) }
         case "dynamic_endpoint_configs":
             dump.configs = try endpoints(source).dynamicEndpointConfigs.map { try Google_Protobuf_Any(message: $0) }
+        case "static_route_configs":
+            dump.configs = try routes(source).staticRouteConfigs.map { try Google_Protobuf_Any(message: $0) }
         case "dynamic_route_configs":
             dump.configs = try routes(source).dynamicRouteConfigs.map { try Google_Protobuf_Any(message: $0) }
         case "bootstrap", "last_updated", "version_info":
@@ -116,14 +121,35 @@ enum ConfigDumpBuilder {
             state.lastUpdated = Google_Protobuf_Timestamp(date: record.lastUpdated)
             var entry = Envoy_Admin_V3_ListenersConfigDump.DynamicListener()
             entry.name = record.name
-            entry.activeState = state
+            // A listener waiting for its RDS route table is shown warming, as Envoy does.
+            if source.xds?.warmingListeners.contains(record.name) == true {
+                entry.warmingState = state
+            } else {
+                entry.activeState = state
+            }
             return entry
         }
         return dump
     }
 
+    /// Envoy lists route tables given inline in an HTTP connection manager (of a static or an
+    /// LDS listener) as `static_route_configs`, and RDS ones as `dynamic_route_configs`.
     static func routes(_ source: Source) throws -> Envoy_Admin_V3_RoutesConfigDump {
         var dump = Envoy_Admin_V3_RoutesConfigDump()
+        var inline: [(Envoy_Config_Route_V3_RouteConfiguration, Date)] = []
+        for listener in source.bootstrap.staticResources.listeners {
+            inline += inlineRouteConfigs(listener).map { ($0, source.loadedAt) }
+        }
+        for record in records(source, .listener) {
+            guard let listener = try? Envoy_Config_Listener_V3_Listener(unpackingAny: record.any) else { continue }
+            inline += inlineRouteConfigs(listener).map { ($0, record.lastUpdated) }
+        }
+        dump.staticRouteConfigs = try inline.map { routes, loaded in
+            var entry = Envoy_Admin_V3_RoutesConfigDump.StaticRouteConfig()
+            entry.routeConfig = try Google_Protobuf_Any(message: routes)
+            entry.lastUpdated = Google_Protobuf_Timestamp(date: loaded)
+            return entry
+        }
         dump.dynamicRouteConfigs = records(source, .route).map { record in
             var entry = Envoy_Admin_V3_RoutesConfigDump.DynamicRouteConfig()
             entry.versionInfo = record.version
@@ -132,6 +158,17 @@ enum ConfigDumpBuilder {
             return entry
         }
         return dump
+    }
+
+    private static func inlineRouteConfigs(_ listener: Envoy_Config_Listener_V3_Listener) -> [Envoy_Config_Route_V3_RouteConfiguration] {
+        let chains = listener.filterChains + (listener.hasDefaultFilterChain ? [listener.defaultFilterChain] : [])
+        return chains.flatMap(\.filters).compactMap { filter in
+            guard case .typedConfig(let config)? = filter.configType,
+                  let manager = try? Envoy_Extensions_Filters_Network_HttpConnectionManager_V3_HttpConnectionManager(unpackingAny: config),
+                  case .routeConfig(let routes)? = manager.routeSpecifier
+            else { return nil }
+            return routes
+        }
     }
 
     private static func records(_ source: Source, _ type: XDSResourceType) -> [XDSResourceRecord] {

@@ -33,6 +33,7 @@ public enum BootstrapLoader {
         var context = TranslationContext(options: options)
         let configuration = context.bootstrap(bootstrap)
         let xds = context.xds(bootstrap)
+        context.checkRDSSources(bootstrap, hasADS: xds != nil)
         let issues = SupportChecker().check(bootstrap) + context.issues
         if issues.contains(where: \.isError) { throw ConfigIssues(issues.filter(\.isError)) }
         return LoadedBootstrap(bootstrap: bootstrap, configuration: configuration, xds: xds, warnings: issues)

@@ -82,4 +82,46 @@ import Testing
         #expect(json.contains("envoy.admin.v3.EndpointsConfigDump"))
         #expect(json.contains("envoy.admin.v3.RoutesConfigDump"))
     }
+
+    @Test func inlineRouteTablesAreStaticAndRDSOnesDynamic() throws {
+        let bootstrap = """
+            static_resources:
+              listeners:
+              - name: http
+                address: { socket_address: { address: 0.0.0.0, port_value: 8080 } }
+                filter_chains:
+                - filters:
+                  - name: envoy.filters.network.http_connection_manager
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+                      stat_prefix: http
+                      route_config:
+                        name: inline-table
+                        validate_clusters: false
+                        virtual_hosts: [{ name: all, domains: ["*"], routes: [{ match: { prefix: / }, route: { cluster: a } }] }]
+            """
+        let loaded = try BootstrapLoader.load(text: bootstrap)
+        let staticOnly = try AdminProto.json(ConfigDumpBuilder.full(source(loaded)))
+        #expect(staticOnly.contains("envoy.admin.v3.RoutesConfigDump"), "inline tables are dumped without xDS too")
+        #expect(staticOnly.contains(#""static_route_configs":[{"route_config":{"@type":"type.googleapis.com/envoy.config.route.v3.RouteConfiguration","name":"inline-table""#))
+
+        var table = Envoy_Config_Route_V3_RouteConfiguration()
+        table.name = "rds-table"
+        var dump = XDSDump()
+        dump.versions[.route] = "r3"
+        dump.resources[.route] = ["rds-table": XDSResourceRecord(
+            name: "rds-table", version: "r3", any: try Google_Protobuf_Any(message: table), lastUpdated: Self.loadedAt)]
+        let json = try AdminProto.json(ConfigDumpBuilder.full(source(loaded, xds: dump)))
+        #expect(json.contains(#""dynamic_route_configs":[{"version_info":"r3","route_config":{"@type":"type.googleapis.com/envoy.config.route.v3.RouteConfiguration","name":"rds-table"}"#))
+        var listener = Envoy_Config_Listener_V3_Listener()
+        listener.name = "waiting"
+        dump.resources[.listener] = ["waiting": XDSResourceRecord(
+            name: "waiting", version: "l1", any: try Google_Protobuf_Any(message: listener), lastUpdated: Self.loadedAt)]
+        dump.warmingListeners = ["waiting"]
+        let warming = try AdminProto.json(ConfigDumpBuilder.full(source(loaded, xds: dump)))
+        #expect(warming.contains(#""dynamic_listeners":[{"name":"waiting","warming_state":{"version_info":"l1""#))
+        let selected = try AdminProto.json(ConfigDumpBuilder.resource("static_route_configs", source(loaded)).get())
+        #expect(selected.contains("envoy.admin.v3.RoutesConfigDump.StaticRouteConfig"))
+        #expect(selected.contains(#""name":"inline-table""#))
+    }
 }

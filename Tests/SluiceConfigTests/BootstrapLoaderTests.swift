@@ -130,14 +130,14 @@ import Testing
                 address: { socket_address: { address: 0.0.0.0, port_value: 80 } }
                 filter_chains:
                 - filters:
-                  - name: hcm
+                  - name: rbac
                     typed_config:
-                      "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+                      "@type": type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC
                       stat_prefix: x
             """)
         #expect(issues.count == 1)
         #expect(issues.first?.path == "static_resources.listeners[0].filter_chains[0].filters[0].typed_config")
-        #expect(issues.first?.feature == "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager")
+        #expect(issues.first?.feature == "envoy.extensions.filters.network.rbac.v3.RBAC")
     }
 
     @Test func unknownTypeURLIsInvalid() {

@@ -23,7 +23,7 @@ enum Conformance {
     /// Every feature of the Istio sidecar's listeners that Sluice does not implement yet. When a
     /// feature is implemented, remove it here: the list may only shrink.
     static let knownUnsupported: Set<String> = [
-        // Envoy features (HTTP, TLS, inspectors, RBAC, internal listeners, tunneling)
+        // Envoy features (TLS, inspectors, internal listeners, tunneling)
         "envoy.config.listener.v3.FilterChain.transport_socket",
         "envoy.config.listener.v3.FilterChainMatch.application_protocols",
         "envoy.config.listener.v3.Listener.continue_on_listener_filters_timeout",
@@ -32,11 +32,25 @@ enum Conformance {
         "envoy.config.listener.v3.ListenerFilter.filter_disabled",
         "envoy.extensions.filters.listener.http_inspector.v3.HttpInspector",
         "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector",
-        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
         "envoy.extensions.filters.network.rbac.v3.RBAC",
         "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.tunneling_config",
         "FilterChainMatch.transport_protocol=tls",
+        // HTTP connection manager parts: tracing, client certificates (mTLS), CONNECT (HBONE)
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.tracing",
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.forward_client_cert_details",
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.set_current_client_cert_details",
+        "envoy.config.core.v3.Http2ProtocolOptions.allow_connect",
+        "envoy.config.route.v3.RouteAction.UpgradeConfig.connect_config",
+        "envoy.config.route.v3.RouteMatch.connect_matcher",
+        // HTTP filters Sluice lacks, and RBAC principals from JWT metadata and ambient filter state
+        "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",
+        "envoy.extensions.filters.http.grpc_stats.v3.FilterConfig",
+        "envoy.extensions.filters.http.wasm.v3.Wasm",
+        "envoy.config.rbac.v3.Principal.filter_state",
+        "envoy.config.rbac.v3.Principal.metadata",
         // Istio's own proxy extensions that change traffic (telemetry-only ones are ignored)
+        "io.istio.http.connect_authority.Config",
+        "io.istio.http.connect_baggage.Config",
         "io.istio.network.authn.Config",
         "istio.set_internal_dst_address.v1.Config",
     ]
@@ -44,6 +58,7 @@ enum Conformance {
     /// Istio telemetry extensions Sluice accepts and skips (SupportPolicy.ignoredExtensions).
     static let knownIgnored: Set<String> = [
         "envoy.tcp.metadataexchange.config.MetadataExchange",
+        "istio.envoy.config.filter.http.alpn.v2alpha1.FilterConfig",
         "stats.PluginConfig",
     ]
 
@@ -77,6 +92,27 @@ enum Conformance {
         #expect(unexpected.isEmpty, "new unsupported features (add support or list them): \(unexpected.sorted())")
         let fixed = Self.knownUnsupported.subtracting(missing.keys)
         #expect(fixed.isEmpty, "now supported, remove from knownUnsupported: \(fixed.sorted())")
+    }
+
+    /// The sidecar's static listeners (Prometheus stats on 15090, readiness on 15021) carry inline
+    /// route tables and load completely.
+    @Test func sidecarStaticHTTPListenersTranslate() throws {
+        let directory = try #require(Conformance.directory, "conformance inputs not found (set SLUICE_CONFORMANCE_DIR)")
+        let dump = try ConfigDocument.load(path: directory.appendingPathComponent("istio/sidecar-configdump.yaml").path)
+        var seen: [String: RouteConfiguration] = [:]
+        for (_, document) in Self.listeners(in: dump) {
+            let outcome = ResourceLoader.listener(document)
+            guard let listener = outcome.value else { continue }
+            for case .httpConnectionManager(let manager) in listener.filterChains.flatMap(\.filters) {
+                if case .inline(let routes) = manager.routes { seen[manager.statPrefix] = routes }
+            }
+        }
+        let stats = try #require(seen["stats"])
+        #expect(stats.virtualHosts.first?.domains == ["*"])
+        #expect(stats.virtualHosts.first?.routes.first?.match.path == .prefix("/stats/prometheus"))
+        #expect(stats.virtualHosts.first?.routes.first?.action == .forward(RouteAction(target: .cluster("prometheus_stats"))))
+        let agent = try #require(seen["agent"])
+        #expect(agent.virtualHosts.first?.routes.first?.action == .forward(RouteAction(target: .cluster("agent"))))
     }
 
     /// The `Listener` messages of a `ListenersConfigDump`, named.

@@ -27,6 +27,10 @@ public struct SupportChecker: Sendable {
             visitAny(any, path: path, issues: &issues)
             return
         }
+        if let skipped = skippedOptionalExtension(message, path: path) {
+            issues.append(skipped)
+            return
+        }
         guard WellKnownType(rawValue: typeName) == nil, let schemaMessage = schema.message(typeName) else { return }
         var collector = SetFieldCollector()
         try? message.traverse(visitor: &collector)
@@ -99,6 +103,28 @@ public struct SupportChecker: Sendable {
             return
         }
         visit(unpacked, path: path, issues: &issues)
+    }
+
+    /// Envoy skips an HTTP filter (or a per-route filter config) whose type it does not know
+    /// when it is marked `is_optional`; so does Sluice, reporting it as `ignored`.
+    private func skippedOptionalExtension(_ message: any Message, path: String) -> ConfigIssue? {
+        let any: Google_Protobuf_Any
+        let field: String
+        if let filter = message as? Envoy_Extensions_Filters_Network_HttpConnectionManager_V3_HttpFilter, filter.isOptional,
+           case .typedConfig(let config)? = filter.configType {
+            any = config
+            field = "typed_config"
+        } else if let wrapper = message as? Envoy_Config_Route_V3_FilterConfig, wrapper.isOptional, wrapper.hasConfig {
+            any = wrapper.config
+            field = "config"
+        } else {
+            return nil
+        }
+        let typeName = TranslationContext.typeName(any.typeURL)
+        guard !policy.types.contains(typeName), policy.ignoredExtensions[typeName] == nil else { return nil }
+        return ConfigIssue(
+            .ignored, at: path.isEmpty ? field : "\(path).\(field)",
+            "\(typeName) is not implemented; the filter is optional, so it is skipped as Envoy skips it", feature: typeName)
     }
 
     /// The `type_url` inside a udpa/xds TypedStruct.

@@ -1,5 +1,6 @@
 import SluiceModel
 import SluiceXDSTypes
+import SwiftProtobuf
 
 extension TranslationContext {
     /// Translates a whole bootstrap and checks what spans resources (names, addresses, references).
@@ -44,6 +45,15 @@ extension TranslationContext {
 
         for (index, listener) in configuration.listeners.enumerated() {
             for chain in listener.filterChains + (listener.defaultFilterChain.map { [$0] } ?? []) {
+                // A static route table has validate_clusters on by default: Envoy rejects it
+                // when it names a cluster the bootstrap does not define.
+                for case .httpConnectionManager(let manager) in chain.filters {
+                    guard case .inline(let routes) = manager.routes, routes.validateClusters else { continue }
+                    for name in routes.clusterNames.sorted() where clusterNames[name] == nil {
+                        invalid("static_resources.listeners[\(index)]",
+                                "route: unknown cluster '\(name)' in route_config \"\(routes.name)\" (set validate_clusters: false for clusters from CDS)")
+                    }
+                }
                 for case .tcpProxy(let proxy) in chain.filters {
                     for name in proxy.clusterNames where clusterNames[name] == nil {
                         warning("static_resources.listeners[\(index)]",
@@ -69,5 +79,26 @@ extension TranslationContext {
             break
         }
         return nil
+    }
+}
+
+extension TranslationContext {
+    /// Static HTTP connection managers using RDS need an ADS stream to fetch their routes from.
+    mutating func checkRDSSources(_ bootstrap: Envoy_Config_Bootstrap_V3_Bootstrap, hasADS: Bool) {
+        guard !hasADS else { return }
+        for (listenerIndex, listener) in bootstrap.staticResources.listeners.enumerated() {
+            let chains = listener.filterChains.enumerated().map { ("filter_chains[\($0)]", $1) }
+                + (listener.hasDefaultFilterChain ? [("default_filter_chain", listener.defaultFilterChain)] : [])
+            for (chainPath, chain) in chains {
+                for (filterIndex, filter) in chain.filters.enumerated() {
+                    guard case .typedConfig(let config)? = filter.configType,
+                          let manager = try? Envoy_Extensions_Filters_Network_HttpConnectionManager_V3_HttpConnectionManager(unpackingAny: config),
+                          case .rds(let rds)? = manager.routeSpecifier
+                    else { continue }
+                    invalid("static_resources.listeners[\(listenerIndex)].\(chainPath).filters[\(filterIndex)].typed_config.rds",
+                            "route configuration \"\(rds.routeConfigName)\" comes over RDS, but the bootstrap has no dynamic_resources.ads_config to fetch it; use route_config or configure ADS")
+                }
+            }
+        }
     }
 }

@@ -99,7 +99,22 @@ extension TranslationContext {
                 invalid(filterPath, "network filter \"\(filter.name)\" needs a typed_config")
                 continue
             }
-            guard Self.typeName(config.typeURL) == Self.tcpProxyType else { continue }  // reported by the schema check
+            let typeName = Self.typeName(config.typeURL)
+            if typeName == Self.httpConnectionManagerType {
+                if index != chain.filters.count - 1 {
+                    invalid(filterPath, "http_connection_manager is a terminal filter and must be the last in the chain")
+                }
+                do {
+                    let hcm = try Envoy_Extensions_Filters_Network_HttpConnectionManager_V3_HttpConnectionManager(unpackingAny: config)
+                    if let translated = httpConnectionManager(hcm, path: child(filterPath, "typed_config")) {
+                        filters.append(.httpConnectionManager(translated))
+                    }
+                } catch {
+                    invalid(child(filterPath, "typed_config"), "cannot decode HttpConnectionManager: \(error)")
+                }
+                continue
+            }
+            guard typeName == Self.tcpProxyType else { continue }  // reported by the schema check
             if index != chain.filters.count - 1 {
                 invalid(filterPath, "tcp_proxy is a terminal filter and must be the last in the chain")
             }

@@ -27,6 +27,8 @@ public struct XDSDump: Sendable {
     public var resources: [XDSResourceType: [String: XDSResourceRecord]] = [:]
     /// Clusters waiting for their endpoints.
     public var warmingClusters: Set<String> = []
+    /// Listeners waiting for their route configurations (RDS).
+    public var warmingListeners: Set<String> = []
 
     public init() {}
 }

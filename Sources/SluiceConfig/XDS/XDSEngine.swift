@@ -8,7 +8,9 @@ import SwiftProtobuf
 /// nonces, ACK (echo version and nonce) and NACK (last good version, the nonce, an error), valid
 /// resources of a partly invalid response applied, unchanged resources not re-applied, cluster
 /// warming (an EDS cluster serves only once its endpoints arrived), LDS requested only once the
-/// clusters are initialized, and the last good configuration kept across reconnects.
+/// clusters are initialized, listener warming (a listener whose HTTP connection manager uses RDS
+/// serves only once its route configuration arrived; an updated one keeps serving its previous
+/// version meanwhile), and the last good configuration kept across reconnects.
 ///
 /// The transport feeds it responses and forwards the requests it emits.
 actor XDSEngine {
@@ -40,6 +42,10 @@ actor XDSEngine {
     var types: [XDSResourceType: TypeState] = [:]
     /// EDS clusters whose endpoints have not arrived since they were added or changed.
     var warming: Set<String> = []
+    /// Subscribed RDS names that have neither arrived nor run out of `initial_fetch_timeout`.
+    var routesPending: Set<String> = []
+    /// The version of an updated listener that keeps serving while the new one warms.
+    var previousListeners: [String: ListenerConfig] = [:]
     private var clustersInitialized = false
     private var reportedInitialized = false
     private var lastApplied: ProxyConfiguration?
@@ -64,6 +70,9 @@ actor XDSEngine {
         self.initialized = initialized
         for type in XDSResourceType.allCases { types[type] = TypeState() }
         clustersInitialized = !configuration.clustersViaADS
+        let staticNames = staticConfiguration.listeners.reduce(into: Set<String>()) { $0.formUnion(RouteDiscovery.routeNames(of: $1)) }
+        types[.route]!.names = staticNames
+        routesPending = staticNames
     }
 
     var isDelta: Bool { configuration.wireProtocol == .delta }
@@ -82,6 +91,7 @@ actor XDSEngine {
         if configuration.clustersViaADS { request(.cluster) }
         if !types[.endpoint]!.names.isEmpty { request(.endpoint) }
         if configuration.listenersViaADS, clustersInitialized { request(.listener) }
+        if !types[.route]!.names.isEmpty { request(.route) }
     }
 
     func streamEnded() {
@@ -119,6 +129,8 @@ actor XDSEngine {
     private func finishUpdate(_ type: XDSResourceType, errors: [String]) {
         if type == .cluster { resubscribeEndpoints() }
         acknowledge(type, errors: errors)
+        // The accepted version is known only now; the dump (and hand-over state) shows it.
+        publishDump()
         advanceInitialization()
     }
 
@@ -131,11 +143,20 @@ actor XDSEngine {
         var state = types[type]!
         var errors: [String] = []
         var seen: Set<String> = []
-        let decoded = resources.map { decoder.decode($0.any, as: type, name: $0.name) }
+        // A route table nobody subscribed to is not for this proxy: skipped, not judged (Envoy
+        // hands a response's resources only to the watches that asked for them).
+        let subscribed = types[.route]!.names
+        let wanted = resources.filter { resource in
+            guard type == .route else { return true }
+            let name = resource.name ?? (try? Envoy_Config_Route_V3_RouteConfiguration(unpackingAny: resource.any))?.name
+            return name.map(subscribed.contains) ?? true
+        }
+        let decoded = wanted.map { decoder.decode($0.any, as: type, name: $0.name) }
         for resource in decoded where !resource.name.isEmpty && !seen.insert(resource.name).inserted {
             return ["duplicate \(type.noun) \(resource.name) found"]
         }
         let warmingBefore = warming
+        let routesPendingBefore = routesPending
         var changed = false
         let now = Date()
         for (index, resource) in decoded.enumerated() {
@@ -146,12 +167,23 @@ actor XDSEngine {
             for note in resource.notes where note.kind == .ignored {
                 logger.info("accepted with an ignored extension", metadata: ["resource": "\(resource.name)", "note": "\(note)"])
             }
-            // Endpoints in a response finish warming even when unchanged.
+            if type == .route, case .route(let routes)? = resource.value, let unknown = unknownCluster(in: routes) {
+                errors.append("\(resource.name): route: unknown cluster '\(unknown)'")
+                continue
+            }
+            // An inline route table validates its clusters by default, against those known now.
+            if type == .listener, case .listener(let listener)? = resource.value,
+               let unknown = inlineRouteTables(of: listener).lazy.compactMap(unknownCluster(in:)).first {
+                errors.append("\(resource.name): route: unknown cluster '\(unknown)'")
+                continue
+            }
+            // Endpoints in a response finish warming even when unchanged; so do route tables.
             if type == .endpoint { markWarmed(serviceName: resource.name) }
+            if type == .route { routesPending.remove(resource.name) }
             // Unchanged content is not applied again (the recorded version stays, as in Envoy).
             if let existing = state.resources[resource.name], existing.any == resource.any { continue }
             state.resources[resource.name] = XDSResourceRecord(
-                name: resource.name, version: resources[index].version, any: resource.any, lastUpdated: now)
+                name: resource.name, version: wanted[index].version, any: resource.any, lastUpdated: now)
             state.decoded[resource.name] = resource.value
             changed = true
             // A new EDS service waits for its endpoints; one already known reuses them (Envoy's
@@ -160,10 +192,12 @@ actor XDSEngine {
                types[.endpoint]!.decoded[service] == nil {
                 warming.insert(cluster.name)
             }
+            if type == .listener { keepServingWhileWarming(resource.name, replacedBy: resource.value) }
         }
         // Delta names a subscribed resource the server does not have in `removed_resources`:
         // a cluster waiting for such endpoints serves with none (Envoy does the same).
         if type == .endpoint { for name in removed { markWarmed(serviceName: name) } }
+        if type == .route { routesPending.subtract(removed) }
         var gone = Set(removed)
         if completeSet {
             let named = Set(decoded.map(\.name))
@@ -173,10 +207,15 @@ actor XDSEngine {
             state.resources[name] = nil
             state.decoded[name] = nil
             if type == .cluster { warming.remove(name) }
+            if type == .listener { previousListeners[name] = nil }
             changed = true
         }
         types[type] = state
-        if changed || warming != warmingBefore { await publish() }
+        // Before publishing, so a listener waiting for a new route table is not served yet; and
+        // the RDS request goes out before the LDS ACK, as Envoy sends them.
+        if type == .listener { resubscribeRoutes() }
+        if type == .route { retireWarmedPreviousListeners() }
+        if changed || warming != warmingBefore || routesPending != routesPendingBefore { await publish() }
         return errors
     }
 
@@ -187,6 +226,69 @@ actor XDSEngine {
                 warming.remove(name)
             }
         }
+    }
+
+    /// A listener about to be replaced by a version that waits for RDS keeps its current
+    /// version serving (Envoy keeps the active listener until the warming one is ready).
+    private func keepServingWhileWarming(_ name: String, replacedBy value: DecodedResource.Value?) {
+        guard case .listener(let new)? = value, !RouteDiscovery.routeNames(of: new).isDisjoint(with: pendingAfterSubscribing(new)),
+              case .listener(let old)? = types[.listener]!.decoded[name]
+        else {
+            previousListeners[name] = nil
+            return
+        }
+        if !isWarming(old) { previousListeners[name] = old }
+    }
+
+    /// Once a replacing listener is warm, its previous version stops serving and the route
+    /// tables only it used are unsubscribed.
+    private func retireWarmedPreviousListeners() {
+        let retired = previousListeners.keys.filter { name in
+            guard case .listener(let current)? = types[.listener]!.decoded[name] else { return true }
+            return !isWarming(current)
+        }
+        guard !retired.isEmpty else { return }
+        for name in retired { previousListeners[name] = nil }
+        resubscribeRoutes()
+    }
+
+    /// The names of `listener` that will still be pending once it is subscribed.
+    private func pendingAfterSubscribing(_ listener: ListenerConfig) -> Set<String> {
+        let names = RouteDiscovery.routeNames(of: listener)
+        return names.filter { routesPending.contains($0) || types[.route]!.decoded[$0] == nil }
+    }
+
+    /// A listener waits while any of its route configurations is pending.
+    func isWarming(_ listener: ListenerConfig) -> Bool {
+        !RouteDiscovery.routeNames(of: listener).isDisjoint(with: routesPending)
+    }
+
+    private func inlineRouteTables(of listener: ListenerConfig) -> [RouteConfiguration] {
+        (listener.filterChains + (listener.defaultFilterChain.map { [$0] } ?? [])).flatMap(\.filters).compactMap {
+            if case .httpConnectionManager(let manager) = $0, case .inline(let routes) = manager.routes { return routes }
+            return nil
+        }
+    }
+
+    /// With `validate_clusters`, a route table naming a cluster this proxy does not know is rejected.
+    private func unknownCluster(in routes: RouteConfiguration) -> String? {
+        guard routes.validateClusters else { return nil }
+        var known = Set(staticConfiguration.clusters.map(\.name))
+        known.formUnion(types[.cluster]!.decoded.keys)
+        return routes.clusterNames.sorted().first { !known.contains($0) }
+    }
+
+    /// `initial_fetch_timeout` ran out for route configurations still pending: their listeners
+    /// serve without them (requests get 404 until they arrive), as in Envoy.
+    func routeFetchTimedOut(_ names: Set<String>) async {
+        let expired = routesPending.intersection(names)
+        guard !expired.isEmpty else { return }
+        logger.warning("listeners served without their route configurations after initial_fetch_timeout",
+                       metadata: ["routes": "\(expired.sorted())"])
+        routesPending.subtract(expired)
+        retireWarmedPreviousListeners()
+        await publish()
+        advanceInitialization()
     }
 
     /// `initial_fetch_timeout` ran out for clusters still warming: they serve with what is known.
@@ -217,7 +319,15 @@ actor XDSEngine {
         }
         let staticListeners = Set(configuration.listeners.map(\.name))
         for (name, value) in types[.listener]!.decoded.sorted(by: { $0.key < $1.key }) where !staticListeners.contains(name) {
-            if case .listener(let listener) = value { configuration.listeners.append(listener) }
+            guard case .listener(let listener) = value else { continue }
+            if !isWarming(listener) {
+                configuration.listeners.append(listener)
+            } else if let previous = previousListeners[name] {
+                configuration.listeners.append(previous)
+            }
+        }
+        for (name, value) in types[.route]!.decoded {
+            if case .route(let routes) = value { configuration.routeConfigurations[name] = routes }
         }
         return configuration
     }
@@ -237,6 +347,10 @@ actor XDSEngine {
             dump.resources[type] = state.resources
         }
         dump.warmingClusters = warming
+        dump.warmingListeners = Set(types[.listener]!.decoded.compactMap { name, value in
+            if case .listener(let listener) = value, isWarming(listener) { return name }
+            return nil
+        })
         dumpStore.replace(with: dump)
     }
 
@@ -265,13 +379,59 @@ actor XDSEngine {
         }
     }
 
+    /// RDS names follow the HTTP connection managers of every listener, static and dynamic. A
+    /// name no longer referenced is unsubscribed and its route table dropped, as in Envoy.
+    func resubscribeRoutes() {
+        var names = staticConfiguration.listeners.reduce(into: Set<String>()) { $0.formUnion(RouteDiscovery.routeNames(of: $1)) }
+        // A previous version still serving keeps its route tables.
+        for listener in previousListeners.values { names.formUnion(RouteDiscovery.routeNames(of: listener)) }
+        var timeouts: [String: Duration?] = [:]
+        for (name, value) in types[.listener]!.decoded {
+            guard case .listener(let listener) = value else { continue }
+            names.formUnion(RouteDiscovery.routeNames(of: listener))
+            if let record = types[.listener]!.resources[name] {
+                for (route, timeout) in RouteDiscovery.fetchTimeouts(of: record.any) where timeouts[route] == nil {
+                    timeouts[route] = timeout
+                }
+            }
+        }
+        let previous = types[.route]!.names
+        guard names != previous else { return }
+        types[.route]!.names = names
+        let added = names.subtracting(previous)
+        let dropped = previous.subtracting(names)
+        routesPending.subtract(dropped)
+        for name in added where types[.route]!.decoded[name] == nil { routesPending.insert(name) }
+        for name in dropped {
+            types[.route]!.resources[name] = nil
+            types[.route]!.decoded[name] = nil
+        }
+        if isDelta {
+            emitDelta(.route, subscribe: added, unsubscribe: dropped)
+        } else {
+            request(.route)
+        }
+        // One timer per distinct timeout; names that wait forever get none.
+        var byTimeout: [Duration: Set<String>] = [:]
+        for name in added where routesPending.contains(name) {
+            let timeout = timeouts[name] ?? configuration.initialFetchTimeout
+            if let timeout { byTimeout[timeout, default: []].insert(name) }
+        }
+        for (timeout, pending) in byTimeout {
+            Task { [weak self] in
+                try? await Task.sleep(for: timeout)
+                await self?.routeFetchTimedOut(pending)
+            }
+        }
+    }
+
     func advanceInitialization() {
         if !clustersInitialized, types[.cluster]!.received, warming.isEmpty {
             clustersInitialized = true
             if configuration.listenersViaADS, !types[.listener]!.requested { request(.listener) }
         }
         let listenersDone = !configuration.listenersViaADS || types[.listener]!.received
-        if clustersInitialized, listenersDone, !reportedInitialized {
+        if clustersInitialized, listenersDone, routesPending.isEmpty, !reportedInitialized {
             reportedInitialized = true
             initialized()
         }

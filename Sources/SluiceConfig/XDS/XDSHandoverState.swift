@@ -65,6 +65,7 @@ extension XDSEngine {
             if types[.endpoint]!.decoded[service] == nil { warming.insert(name) }
         }
         types[.endpoint]!.names = serviceNames
+        resubscribeRoutes()
         await publish()
         advanceInitialization()
     }

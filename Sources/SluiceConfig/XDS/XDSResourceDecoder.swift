@@ -8,6 +8,7 @@ struct DecodedResource: Sendable {
         case listener(ListenerConfig)
         case cluster(ClusterConfig)
         case assignment(LoadAssignment)
+        case route(RouteConfiguration)
     }
 
     var name: String
@@ -48,10 +49,9 @@ struct XDSResourceDecoder: Sendable {
                 return result(assignment.clusterName, any, .assignment(translated), SupportChecker().check(assignment) + context.issues)
             case .route:
                 let route = try Envoy_Config_Route_V3_RouteConfiguration(unpackingAny: any)
-                return DecodedResource(
-                    name: route.name, any: any, value: nil,
-                    error: "route configurations need the HTTP connection manager, which this build does not implement",
-                    notes: [])
+                var context = TranslationContext(options: options)
+                let translated = context.routeConfiguration(route, path: "", inline: false)
+                return result(route.name, any, translated.map(DecodedResource.Value.route), SupportChecker().check(route) + context.issues)
             }
         } catch {
             return DecodedResource(name: expectedName ?? "", any: any, value: nil, error: "cannot decode: \(error)", notes: [])

@@ -12,10 +12,14 @@ public struct HTTPFilter: Hashable, Sendable {
     /// The filter's name, which `typed_per_filter_config` keys refer to.
     public var name: String
     public var kind: Kind
+    /// `disabled: true`: the filter is skipped unless a route or virtual host gives it a
+    /// per-filter configuration (other than `FilterConfig{disabled: true}`).
+    public var disabledByDefault: Bool
 
-    public init(name: String, kind: Kind) {
+    public init(name: String, kind: Kind, disabledByDefault: Bool = false) {
         self.name = name
         self.kind = kind
+        self.disabledByDefault = disabledByDefault
     }
 
     public static func router(_ config: RouterConfig = RouterConfig()) -> HTTPFilter {
