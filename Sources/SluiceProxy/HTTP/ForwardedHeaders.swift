@@ -38,15 +38,6 @@ struct ForwardedHeaders {
         }
     }
 
-    /// Whether an address counts as internal (RFC 1918, loopback, unique local IPv6), Envoy's default.
-    static func isInternal(_ address: IPAddress) -> Bool {
-        let candidate = address.unmappingIPv4
-        let ranges = candidate.isV4
-            ? ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8"]
-            : ["fd00::/8", "::1/128"]
-        return ranges.contains { CIDRRange($0)?.contains(candidate) ?? false }
-    }
-
     /// Applies the connection manager's processing to `request` (its headers and `remote`).
     static func apply(to request: inout HTTPRequestContext, config: HTTPConnectionManagerConfig, internalOnly: [String]) {
         var headers = request.headers
@@ -54,7 +45,7 @@ struct ForwardedHeaders {
         let directAddress = request.directRemote.address.unmappingIPv4
         var isInternalRequest: Bool
         if config.useRemoteAddress {
-            isInternalRequest = isInternal(directAddress)
+            isInternalRequest = config.internalAddresses?.contains { $0.contains(directAddress) } ?? false
             request.remote = request.directRemote
             if !config.skipXFFAppend {
                 appendForwardedFor(&headers, address: directAddress.description)
@@ -67,10 +58,10 @@ struct ForwardedHeaders {
             if index >= 0, let address = IPAddress(chain[index]) {
                 request.remote = SocketEndpoint(address: address, port: 0)
             }
-            isInternalRequest = chain.count == 1 && IPAddress(chain[0]).map(isInternal) == true
-        }
-        if let configured = config.internalAddresses {
-            isInternalRequest = configured.contains { $0.contains(request.remote.address) }
+            // Envoy 1.40 counts no address as internal unless `internal_address_config` lists it.
+            isInternalRequest = chain.count == 1 && IPAddress(chain[0]).map { address in
+                config.internalAddresses?.contains { $0.contains(address) } ?? false
+            } == true
         }
         let edge = config.useRemoteAddress && !isInternalRequest
         if edge {

@@ -133,6 +133,11 @@ final class HTTPStream: UpstreamResponseReceiver {
            let type = request.headers.first(name: "upgrade")?.lowercased(), type != "h2c" {
             upgradeType = type
         }
+        if request.path.contains("#") {
+            // Envoy's HTTP/1 codec refuses a request target with a fragment.
+            sendLocalReply(LocalReply(status: 400, body: "", details: "http1.invalid_url"))
+            return
+        }
         let internalOnly = manager.internalOnlyHeaders(for: request)
         ForwardedHeaders.apply(to: &request, config: manager.config, internalOnly: internalOnly)
 
@@ -242,9 +247,13 @@ final class HTTPStream: UpstreamResponseReceiver {
             manager.substitute($0, for: original)
         }
         if let host = target.rewrittenHost(after: request.headers) {
-            AuthorityRewrite.apply(
-                host, authority: &request.authority, headers: &request.headers,
-                appendXForwardedHost: target.action.appendXForwardedHost)
+            // Copies: two inout accesses to one stored property would overlap.
+            var authority = request.authority
+            var headers = request.headers
+            if !manager.router.suppressEnvoyHeaders { headers.replaceOrAdd(name: "x-envoy-original-host", value: authority) }
+            AuthorityRewrite.apply(host, authority: &authority, headers: &headers, appendXForwardedHost: target.action.appendXForwardedHost)
+            request.authority = authority
+            request.headers = headers
         }
         guard !target.clusterName.isEmpty, let cluster = connection.clusters.cluster(named: target.clusterName) else {
             manager.stats.noCluster.increment()
@@ -254,7 +263,7 @@ final class HTTPStream: UpstreamResponseReceiver {
         self.cluster = cluster
         let stats = connection.runtime.clusterStats(cluster)
         clusterStats = stats
-        retry = RetryState(policy: target.retryPolicy)
+        retry = RetryState(policy: Self.retryPolicy(target.retryPolicy, applying: &request.headers))
         (routeTimeout, perTryTimeout) = timeouts(for: target)
         startAttempt()
     }
@@ -280,6 +289,28 @@ final class HTTPStream: UpstreamResponseReceiver {
         request.headers.remove(name: "x-envoy-upstream-rq-per-try-timeout-ms")
         if timeout == .zero { timeout = nil }
         return (timeout, perTry)
+    }
+
+    /// The route's retry policy with Envoy's request headers applied (`x-envoy-retry-on` and
+    /// `x-envoy-retry-grpc-on` add conditions, `x-envoy-max-retries` sets the count); the router
+    /// consumes these headers, so they are removed.
+    static func retryPolicy(_ route: RetryPolicy?, applying headers: inout HTTPHeaders) -> RetryPolicy? {
+        var policy = route
+        let conditions = (headers["x-envoy-retry-on"] + headers["x-envoy-retry-grpc-on"])
+            .flatMap { $0.split(separator: ",") }
+            .compactMap { RetryPolicy.Condition(rawValue: $0.trimmingCharacters(in: .whitespaces)) }
+        if !conditions.isEmpty {
+            policy = policy ?? RetryPolicy()
+            policy!.retryOn.formUnion(conditions)
+        }
+        if let value = headers.first(name: "x-envoy-max-retries"), let count = Int(value), policy != nil {
+            policy!.numRetries = count
+        }
+        for name in ["x-envoy-retry-on", "x-envoy-retry-grpc-on", "x-envoy-max-retries", "x-envoy-retriable-status-codes",
+                     "x-envoy-retriable-header-names", "x-envoy-hedge-on-per-try-timeout", "x-envoy-upstream-rq-timeout-alt-response"] {
+            headers.remove(name: name)
+        }
+        return policy
     }
 
     /// gRPC's `grpc-timeout`: up to 8 digits and a unit (H, M, S, m, u, n).
@@ -398,8 +429,9 @@ final class HTTPStream: UpstreamResponseReceiver {
             headers.replaceOrAdd(name: "connection", value: "upgrade")
         }
         var path = request.path
-        if let rewritten = target.rewrittenPath, rewritten != request.path {
-            headers.replaceOrAdd(name: "x-envoy-original-path", value: request.path)
+        if let rewritten = target.rewrittenPath {
+            // Envoy names the original path whenever a rewrite applies, even one that changed nothing.
+            if !manager.router.suppressEnvoyHeaders { headers.replaceOrAdd(name: "x-envoy-original-path", value: request.path) }
             path = rewritten
         }
         var head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: request.method), uri: path, headers: headers)
@@ -491,7 +523,11 @@ final class HTTPStream: UpstreamResponseReceiver {
         }
         switch outcome {
         case .failure(let failure):
-            sendLocalReply(.upstreamFailure(failure))
+            var reply = LocalReply.upstreamFailure(failure, retried: attemptCount > 1)
+            if target?.includeAttemptCountInResponse == true {
+                reply.headers.replaceOrAdd(name: "x-envoy-attempt-count", value: String(attemptCount))
+            }
+            sendLocalReply(reply)
         case .perTryTimeout:
             sendLocalReply(.upstreamTimeout)
         case .response:
@@ -617,7 +653,7 @@ final class HTTPStream: UpstreamResponseReceiver {
         responseStarted = true
         responseStatus = reply.status
         let parts = reply.parts(
-            grpc: isGRPC, serverName: manager.serverHeaderValue, allocator: ByteBufferAllocator(), headRequest: isHeadRequest)
+            grpc: isGRPC, http2: connection.isHTTP2, serverName: manager.serverHeaderValue, allocator: ByteBufferAllocator(), headRequest: isHeadRequest)
         var head = parts.head
         filterState.addResponseHeaders(to: &head.headers)
         head.version = requestVersion

@@ -41,16 +41,24 @@ struct LocalReply: Sendable {
     }
 
     /// The response parts to send: head, optional body, trailers.
-    func parts(grpc: Bool, serverName: String?, allocator: ByteBufferAllocator, headRequest: Bool = false)
+    /// gRPC replies are trailers-only on HTTP/1 (status in the head, as Envoy sends them); on
+    /// HTTP/2 the status travels in trailers, since the codec cannot end a stream on its head.
+    func parts(grpc: Bool, http2: Bool = false, serverName: String?, allocator: ByteBufferAllocator, headRequest: Bool = false)
         -> (head: HTTPResponseHead, body: ByteBuffer?, trailers: HTTPHeaders?)
     {
         var headers = self.headers
         if let serverName { headers.replaceOrAdd(name: "server", value: serverName) }
+        headers.replaceOrAdd(name: "date", value: HTTPDate.now())
         if grpc {
             headers.replaceOrAdd(name: "content-type", value: "application/grpc")
             var trailers = HTTPHeaders()
             trailers.add(name: "grpc-status", value: String(grpcStatusOverride ?? Self.grpcStatus(forHTTPStatus: status)))
             if !body.isEmpty { trailers.add(name: "grpc-message", value: Self.percentEncodedGRPCMessage(body)) }
+            if !http2 {
+                headers.add(contentsOf: trailers)
+                headers.replaceOrAdd(name: "content-length", value: "0")
+                return (HTTPResponseHead(version: .http1_1, status: .ok, headers: headers), nil, nil)
+            }
             return (HTTPResponseHead(version: .http1_1, status: .ok, headers: headers), nil, trailers)
         }
         if body.isEmpty {
@@ -105,18 +113,15 @@ extension LocalReply {
     static let payloadTooLarge = LocalReply(
         status: 413, body: "Payload Too Large", details: "request_payload_too_large", flag: "")
 
-    /// Envoy's reply when the upstream failed before sending response headers.
-    static func upstreamFailure(_ reason: UpstreamFailure) -> LocalReply {
+    /// Envoy's reply when the upstream failed before sending response headers; after retries
+    /// it names the latest reason.
+    static func upstreamFailure(_ reason: UpstreamFailure, retried: Bool = false) -> LocalReply {
         let text: String
         let flag: String
         switch reason {
-        case .connectFailure(let detail):
-            text = "remote connection failure, transport failure reason: \(detail)"
+        case .connectFailure:
+            text = "remote connection failure"
             flag = "UF"
-            return LocalReply(
-                status: 503,
-                body: "upstream connect error or disconnect/reset before headers. reset reason: \(text)",
-                details: "upstream_reset_before_response_started{remote_connection_failure|\(detail)}", flag: flag)
         case .connectTimeout:
             text = "connection timeout"
             flag = "UF"
@@ -127,10 +132,12 @@ extension LocalReply {
             text = "protocol error"
             flag = "UPE"
         }
-        let detail = text.replacingOccurrences(of: " ", with: "_")
+        let lead = retried ? "retried and the latest reset reason" : "reset reason"
+        var details = "upstream_reset_before_response_started{\(text.replacingOccurrences(of: " ", with: "_"))"
+        if case .connectFailure(let transport) = reason { details += "|\(transport)" }
         return LocalReply(
-            status: 503, body: "upstream connect error or disconnect/reset before headers. reset reason: \(text)",
-            details: "upstream_reset_before_response_started{\(detail)}", flag: flag)
+            status: 503, body: "upstream connect error or disconnect/reset before headers. \(lead): \(text)",
+            details: details + "}", flag: flag)
     }
 }
 

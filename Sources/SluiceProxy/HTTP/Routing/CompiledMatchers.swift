@@ -62,21 +62,25 @@ struct CompiledHeaderMatcher: Sendable {
         }
     }
 
-    /// Envoy's `HeaderUtility::matchHeaders` for one matcher: several values of a header are
-    /// joined with ","; a missing header matches nothing (inverted or not) unless it is treated
-    /// as empty, except for `present_match`, which compares presence and then applies `invert`.
+    /// Envoy's `HeaderUtility::matchHeaders` for one matcher: a header sent several times matches
+    /// when any one of its values does (seen with Envoy 1.40: values `a` and `b` match exact `b`
+    /// but not exact `a,b`); a missing header matches nothing (inverted or not) unless it is
+    /// treated as empty, except for `present_match`, which compares presence and then applies `invert`.
     func matches(_ request: HTTPRequestContext) -> Bool {
-        let value = RequestHeaderLookup.value(of: name, in: request)
+        let values = RequestHeaderLookup.values(of: name, in: request)
         if case .present(let wanted) = rule {
-            return (value != nil) == wanted ? !invert : invert
+            return (!values.isEmpty) == wanted ? !invert : invert
         }
-        guard let text = value ?? (treatMissingAsEmpty ? "" : nil) else { return false }
-        let result: Bool
-        switch rule {
-        case .string(let matcher): result = matcher.matches(text)
-        case .range(let start, let end):
-            if let number = parseEnvoyInt64(text) { result = number >= start && number < end } else { result = false }
-        case .present: result = false
+        let candidates = values.isEmpty ? (treatMissingAsEmpty ? [""] : []) : values
+        guard !candidates.isEmpty else { return false }
+        let result = candidates.contains { text in
+            switch rule {
+            case .string(let matcher): return matcher.matches(text)
+            case .range(let start, let end):
+                guard let number = parseEnvoyInt64(text) else { return false }
+                return number >= start && number < end
+            case .present: return false
+            }
         }
         return result != invert
     }
@@ -116,6 +120,12 @@ enum RequestHeaderLookup {
             let all = request.headers[name]
             return all.isEmpty ? nil : all.joined(separator: ",")
         }
+    }
+
+    /// Every value of a header: one for pseudo-headers, each received value for regular ones.
+    static func values(of name: String, in request: HTTPRequestContext) -> [String] {
+        if name.hasPrefix(":") { return value(of: name, in: request).map { [$0] } ?? [] }
+        return request.headers[name]
     }
 
     /// The first value of a regular header.

@@ -132,6 +132,12 @@ final class UpstreamHTTP1Connection: ChannelDuplexHandler, UpstreamRequestSink {
         context.fireChannelWritabilityChanged()
     }
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // The upstream closed its side: HTTP/1.1 has no use for the other half.
+        if case ChannelEvent.inputClosed = event { context.close(promise: nil) }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
         closed = true
         let current = receiver
