@@ -68,7 +68,7 @@ import Testing
                 typed_config:
                   "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
                   stat_prefix: outbound_\(port)
-                  codec_type: AUTO\(upgrades ? "\n              upgrade_configs: [{ upgrade_type: websocket }]" : "")
+                  codec_type: AUTO\(upgrades ? "\n          upgrade_configs: [{ upgrade_type: websocket }]" : "")
                   route_config:
                     name: local_\(port)
                     virtual_hosts: [{ name: all, domains: ["*"], routes: [{ match: { prefix: "/" }, route: { cluster: \(cluster), timeout: 0s } }] }]

@@ -35,7 +35,7 @@ final class HTTPDownstreamConnection {
 
 /// Turns decoded request parts into streams and writes their responses back: on an HTTP/1
 /// connection one stream after another, on an HTTP/2 stream channel exactly one.
-final class HTTPDownstreamHandler: ChannelDuplexHandler, DownstreamResponseWriter {
+final class HTTPDownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, DownstreamResponseWriter {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
@@ -148,6 +148,9 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler, DownstreamResponseWrite
 
     func writeResponseEnd(_ trailers: HTTPHeaders?) {
         guard let context else { return }
+        // Cleared first: ending an HTTP/2 stream closes its channel at once, and that close must
+        // not count as the client going away.
+        stream = nil
         if closeAfterResponse {
             context.writeAndFlush(wrapOutboundOut(.end(trailers))).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
@@ -181,6 +184,7 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler, DownstreamResponseWrite
         }
         sync.removeIfPresent(HTTPServerPipelineHandler.self)
         sync.removeIfPresent(HTTPServerProtocolErrorHandler.self)
+        sync.removeIfPresent(NIOHTTPResponseHeadersValidator.self)
         sync.removeIfPresent(HTTPResponseEncoder.self)
         sync.removeIfPresent(ByteToMessageHandler<HTTPRequestDecoder>.self)
         sync.removeHandler(context: context, promise: nil)

@@ -38,6 +38,10 @@ final class HTTPStream: UpstreamResponseReceiver {
     private var bufferedBytes = 0
     /// Cleared when the body outgrows the buffer limit: such a request cannot be retried.
     private var keepsBodyForRetry = true
+    /// An HTTP/1 request framed with `transfer-encoding: chunked` (the header itself is hop-by-hop).
+    private let requestChunked: Bool
+    /// An HTTP/2 request's head, held until its first body frame or its end shows the framing.
+    private var deferredHead: HTTPRequestHead?
     private(set) var requestComplete = false
     private var requestTrailers: HTTPHeaders?
     private(set) var bytesReceived = 0
@@ -55,6 +59,8 @@ final class HTTPStream: UpstreamResponseReceiver {
     private(set) var flags: ResponseFlags = []
     private(set) var sentResponseHeaders: HTTPHeaders?
     private(set) var sentResponseTrailers: HTTPHeaders?
+    /// The status of a gRPC trailers-only response, sent as trailers to HTTP/2 clients.
+    private var trailersOnlyStatus = HTTPHeaders()
     private var firstResponseByte: NIODeadline?
     private var requestEndTime: NIODeadline?
     let wallStart = WallClockTime.now()
@@ -94,6 +100,7 @@ final class HTTPStream: UpstreamResponseReceiver {
         self.eventLoop = eventLoop
         self.requestVersion = head.version
         self.isHeadRequest = head.method == .HEAD
+        self.requestChunked = head.headers["transfer-encoding"].contains { $0.lowercased().contains("chunked") }
         var headers = head.headers
         let authority = headers.first(name: "host") ?? ""
         headers.remove(name: "host")
@@ -202,6 +209,12 @@ final class HTTPStream: UpstreamResponseReceiver {
                 bufferedBody.append(body)
             }
         }
+        if let deferredHead, let sink {
+            if !keepsBodyForRetry { bufferedBody.append(body) }
+            sendHead(deferredHead, to: sink)
+            if !keepsBodyForRetry { bufferedBody.removeAll() }
+            return
+        }
         sink?.writeBody(body)
     }
 
@@ -213,7 +226,9 @@ final class HTTPStream: UpstreamResponseReceiver {
         guard !finished else { return }
         routeTimer?.cancel()
         routeTimer = nil
-        if let sink {
+        if let deferredHead, let sink {
+            sendHead(deferredHead, to: sink)
+        } else if let sink {
             sink.writeEnd(trailers)
             startPerTryTimer()
         }
@@ -434,10 +449,23 @@ final class HTTPStream: UpstreamResponseReceiver {
             if !manager.router.suppressEnvoyHeaders { headers.replaceOrAdd(name: "x-envoy-original-path", value: request.path) }
             path = rewritten
         }
-        var head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: request.method), uri: path, headers: headers)
-        if !bufferedBody.isEmpty || !requestComplete || requestTrailers != nil,
-           !head.headers.contains(name: "content-length") {
-            // HTTP/2 requests have no framing header of their own; an HTTP/1 upstream needs chunking.
+        let head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: request.method), uri: path, headers: headers)
+        if connection.isHTTP2, !requestComplete, bufferedBody.isEmpty, !head.headers.contains(name: "content-length") {
+            // An HTTP/2 request says whether it has a body only with its next frame: the head
+            // waits for it, so a bodiless request is not sent chunked.
+            deferredHead = head
+        } else {
+            sendHead(head, to: sink)
+        }
+        if !keepsBodyForRetry || !requestComplete { downstream?.resumeRequestReading() }
+    }
+
+    /// Writes the request head with the framing the upstream needs, then what arrived so far.
+    private func sendHead(_ head: HTTPRequestHead, to sink: any UpstreamRequestSink) {
+        var head = head
+        deferredHead = nil
+        let hasBody = requestChunked || !bufferedBody.isEmpty || !requestComplete || requestTrailers != nil
+        if !head.headers.contains(name: "content-length"), hasBody, connection.isHTTP2 || requestChunked {
             head.headers.replaceOrAdd(name: "transfer-encoding", value: "chunked")
         }
         sink.writeHead(head)
@@ -446,7 +474,6 @@ final class HTTPStream: UpstreamResponseReceiver {
             sink.writeEnd(requestTrailers)
             startPerTryTimer()
         }
-        if !keepsBodyForRetry || !requestComplete { downstream?.resumeRequestReading() }
     }
 
     private func startRouteTimer() {
@@ -578,28 +605,38 @@ final class HTTPStream: UpstreamResponseReceiver {
         manager.applyServerHeader(&response.headers)
         if let via = manager.config.via { response.headers.add(name: "via", value: via) }
         filterState.addResponseHeaders(to: &response.headers)
+        if isGRPC, connection.isHTTP2, response.headers.contains(name: "grpc-status") {
+            // A trailers-only answer: the HTTP/2 codec cannot end a stream on its head, so the
+            // status goes out as trailers (what gRPC clients read it from otherwise).
+            for name in ["grpc-status", "grpc-message", "grpc-status-details-bin"] {
+                for value in response.headers[name] { trailersOnlyStatus.add(name: name, value: value) }
+                response.headers.remove(name: name)
+            }
+        }
         firstResponseByte = .now()
         sentResponseHeaders = response.headers
         downstream?.writeResponseHead(response)
-        if status == 101, upgradeType != nil, let sink, let downstream {
-            let toDownstream = UpgradeTunnelHandler()
-            let toUpstream = UpgradeTunnelHandler()
-            UpgradeTunnelHandler.join(toDownstream, toUpstream)
-            self.sink = nil
-            clusterStats?.requestsActive.decrement()
-            if sink.becomeTunnel(toUpstream), downstream.becomeTunnel(toDownstream) {
-                finish(status: status)
-            } else {
-                sink.reset()
-                downstream.resetStream()
-                finish(status: status)
-            }
-        } else if status == 101 {
+        if status == 101, upgradeType == nil {
             // A switch nobody asked for cannot be relayed as HTTP.
             sink?.reset()
             downstream?.resetStream()
             finish(status: status)
         }
+    }
+
+    /// After the upstream's `101`: both connections stop speaking HTTP and relay bytes.
+    private func becomeTunnel() {
+        guard let sink, let downstream else { return }
+        let toDownstream = UpgradeTunnelHandler()
+        let toUpstream = UpgradeTunnelHandler()
+        UpgradeTunnelHandler.join(toDownstream, toUpstream)
+        self.sink = nil
+        clusterStats?.requestsActive.decrement()
+        if !(downstream.becomeTunnel(toDownstream) && sink.becomeTunnel(toUpstream)) {
+            sink.reset()
+            downstream.resetStream()
+        }
+        finish(status: 101)
     }
 
     func upstreamResponseBody(_ body: ByteBuffer) {
@@ -612,8 +649,17 @@ final class HTTPStream: UpstreamResponseReceiver {
 
     func upstreamResponseEnd(_ trailers: HTTPHeaders?) {
         guard !finished, responseStarted else { return }
+        if responseStatus == 101 {
+            becomeTunnel()
+            return
+        }
         clusterStats?.requestsActive.decrement()
         sink = nil
+        var trailers = trailers
+        if !trailersOnlyStatus.isEmpty {
+            trailers = (trailers ?? HTTPHeaders())
+            trailers!.add(contentsOf: trailersOnlyStatus)
+        }
         sentResponseTrailers = trailers
         downstream?.writeResponseEnd(trailers)
         finish(status: responseStatus)

@@ -85,11 +85,15 @@ class Echo(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = handle_one
 
 
+class EchoServer(ThreadingHTTPServer):
+    request_queue_size = 1024
+
+
 def start_upstreams():
     servers = []
     for name, port in UPSTREAMS.items():
         handler = type(f"Echo_{name}", (Echo,), {"upstream_name": name})
-        server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        server = EchoServer(("127.0.0.1", port), handler)
         server.daemon_threads = True
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)

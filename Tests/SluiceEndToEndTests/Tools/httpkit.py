@@ -98,9 +98,14 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+class Server(ThreadingHTTPServer):
+    # The proxy opens a connection per concurrent request; the default backlog of 5 drops them.
+    request_queue_size = 1024
+
+
 def serve(port, name):
     handler = type("Named", (Handler,), {"name": name})
-    server = ThreadingHTTPServer(("0.0.0.0", port), handler)
+    server = Server(("0.0.0.0", port), handler)
     server.daemon_threads = True
     print("ready", flush=True)
     server.serve_forever()

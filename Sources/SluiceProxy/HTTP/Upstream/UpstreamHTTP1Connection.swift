@@ -3,7 +3,7 @@ import NIOHTTP1
 
 /// One HTTP/1.1 upstream connection: carries one exchange at a time and goes back to its pool
 /// when both the request and a reusable response are complete.
-final class UpstreamHTTP1Connection: ChannelDuplexHandler, UpstreamRequestSink {
+final class UpstreamHTTP1Connection: ChannelDuplexHandler, RemovableChannelHandler, UpstreamRequestSink {
     typealias InboundIn = HTTPClientResponsePart
     typealias OutboundIn = Never
     typealias OutboundOut = HTTPClientRequestPart
@@ -17,6 +17,8 @@ final class UpstreamHTTP1Connection: ChannelDuplexHandler, UpstreamRequestSink {
     private var closed = false
     /// A 1xx response other than 101 is in progress: its end is not the exchange's.
     private var informational = false
+    /// A 101 response: at its end the connection becomes a tunnel instead of being reused.
+    private var switchingProtocols = false
     /// Called when the connection can carry another exchange, or closed.
     var onIdle: ((UpstreamHTTP1Connection) -> Void)?
     var onClose: ((UpstreamHTTP1Connection) -> Void)?
@@ -101,12 +103,18 @@ final class UpstreamHTTP1Connection: ChannelDuplexHandler, UpstreamRequestSink {
                 return
             }
             if !head.isKeepAlive { reusable = false }
+            switchingProtocols = head.status == .switchingProtocols
             receiver?.upstreamResponseHead(head)
         case .body(let body):
             receiver?.upstreamResponseBody(body)
         case .end(let trailers):
             if informational {
                 informational = false
+                return
+            }
+            if switchingProtocols {
+                // The receiver turns this connection into a tunnel (or resets it).
+                receiver?.upstreamResponseEnd(trailers)
                 return
             }
             responseComplete = true
