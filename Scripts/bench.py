@@ -171,6 +171,52 @@ http {{ access_log off; keepalive_requests 1000000;
         gbps = json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e9
         return {"gbps": gbps, "cpu_s_per_gb": cpu / (gbps * self.args.duration / 8) if pid else None}
 
+    def h2load(self, pid):
+        if pid is None:
+            # nginx here speaks HTTP/1.1 only on its port; there is no direct HTTP/2 path.
+            return {"rps": None, "mean_ms": None, "max_ms": None, "cpu_us_per_request": None, "errors": ""}
+        before = self.cpu_seconds(pid)
+        out = ns("client", "taskset", "-c", LOAD_CPU, "h2load", "-c", "4", "-m", "16", "-D", str(self.args.duration),
+                 f"http://{SERVER}:8080/", timeout=self.args.duration + 60)
+        cpu = self.cpu_seconds(pid) - before
+        done = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored", out)
+        rps = float(re.search(r"finished in [\d.]+s, ([\d.]+) req/s", out).group(1))
+        times = re.search(r"time for request:\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)", out)
+
+        def ms(value, unit):
+            return float(value) / 1000 if unit == "us" else float(value) * 1000 if unit == "s" else float(value)
+        return {
+            "rps": rps,
+            "mean_ms": ms(times.group(5), times.group(6)) if times else None,
+            "max_ms": ms(times.group(3), times.group(4)) if times else None,
+            "cpu_us_per_request": cpu / max(int(done.group(2)), 1) * 1e6 if pid else None,
+            "errors": "" if done and done.group(4) == "0" and done.group(5) == "0" else f"h2load: {done.group(0) if done else out[-300:]}",
+        }
+
+    @staticmethod
+    def rss_kib(pid):
+        with open(f"/proc/{pid}/status") as f:
+            return int(re.search(r"VmRSS:\s+(\d+) kB", f.read()).group(1))
+
+    def idle_connections(self, pid):
+        """Resident memory the proxy adds for `--idle` idle keep-alive HTTP connections."""
+        if pid is None:
+            return {"kib_per_connection": None, "rss_mib": None, "errors": ""}
+        before = self.rss_kib(pid)
+        client = subprocess.Popen(
+            ["ip", "netns", "exec", f"{P}-client", "python3", os.path.join(os.path.dirname(__file__), "idle_http_clients.py"),
+             SERVER, "8080", str(self.args.idle)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            line = client.stdout.readline().split()
+            ok = int(line[1]) if len(line) == 2 else 0
+            time.sleep(2)
+            after = self.rss_kib(pid)
+        finally:
+            client.stdin.close()
+            client.wait(timeout=60)
+        return {"kib_per_connection": (after - before) / self.args.idle, "rss_mib": after / 1024,
+                "errors": "" if ok == self.args.idle else f"idle: {ok}/{self.args.idle} answered"}
+
     def run_scenario(self, name):
         pid, stop = (None, lambda: None)
         if name == "sluice":
@@ -179,6 +225,8 @@ http {{ access_log off; keepalive_requests 1000000;
             pid, stop = self.start_envoy()
         try:
             ns("client", "wrk", "-t1", "-c4", "-d1s", f"http://{SERVER}:8080/")  # warm-up
+            if self.args.http:
+                return {"keepalive": self.wrk(pid, close=False), "http2": self.h2load(pid), "idle": self.idle_connections(pid)}
             return {"keepalive": self.wrk(pid, close=False), "short_connections": self.wrk(pid, close=True), "bulk": self.bulk(pid)}
         finally:
             stop()
@@ -198,6 +246,20 @@ METRICS = [
 ]
 
 
+HTTP_METRICS = [
+    ("keepalive", "rps", "HTTP/1.1 keep-alive requests/s (wrk)", True),
+    ("keepalive", "p50_ms", "HTTP/1.1 keep-alive p50 ms", False),
+    ("keepalive", "p99_ms", "HTTP/1.1 keep-alive p99 ms", False),
+    ("keepalive", "cpu_us_per_request", "proxy CPU µs/request (HTTP/1.1)", False),
+    ("http2", "rps", "HTTP/2 requests/s (h2load -c4 -m16)", True),
+    ("http2", "mean_ms", "HTTP/2 mean request time ms", False),
+    ("http2", "max_ms", "HTTP/2 max request time ms", False),
+    ("http2", "cpu_us_per_request", "proxy CPU µs/request (HTTP/2)", False),
+    ("idle", "kib_per_connection", "resident KiB per idle HTTP connection", False),
+    ("idle", "rss_mib", "proxy resident MiB with the idle connections", False),
+]
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--sluice", required=True)
@@ -207,6 +269,11 @@ def main():
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per proxy; the median is reported")
     parser.add_argument("--json", help="also write the raw results here")
+    parser.add_argument("--http", action="store_true",
+                        help="HTTP through the connection manager: wrk (HTTP/1.1), h2load (HTTP/2), idle connection memory")
+    parser.add_argument("--idle", type=int, default=9000,
+                        help="idle HTTP connections for the memory figure (20,000 open files per process here: "
+                             "each proxied connection costs the proxy a descriptor)")
     args = parser.parse_args()
     bench = Bench(args)
     results = {"direct": [], "envoy": [], "sluice": []}
@@ -225,13 +292,14 @@ def main():
 
     print(f"\nSame bootstrap, same namespaces, same iptables capture; proxies pinned to CPU {PROXY_CPU} with one worker,")
     print(f"wrk/nginx/iperf3 on CPU {LOAD_CPU}; wrk -t1 -c{args.connections} -d{args.duration}s; median of {args.rounds} round(s).\n")
-    print(f"{'metric':<42}{'direct':>12}{'envoy':>12}{'sluice':>12}{'sluice/envoy':>14}")
-    for group, key, label, higher_better in METRICS:
+    print(f"{'metric':<46}{'direct':>12}{'envoy':>12}{'sluice':>12}{'sluice/envoy':>14}")
+    for group, key, label, higher_better in (HTTP_METRICS if args.http else METRICS):
         row = [median(n, group, key) for n in ("direct", "envoy", "sluice")]
         ratio = row[2] / row[1] if row[1] and row[2] is not None else None
         cells = [f"{v:12.3f}" if v is not None else f"{'-':>12}" for v in row]
-        print(f"{label:<42}{''.join(cells)}{(f'{ratio:13.2f}x' if ratio else '-'):>14}")
-    errors = {n: [r[g]["errors"] for r in results[n] for g in ("keepalive", "short_connections") if r[g]["errors"]] for n in results}
+        print(f"{label:<46}{''.join(cells)}{(f'{ratio:13.2f}x' if ratio else '-'):>14}")
+    groups = ("keepalive", "http2", "idle") if args.http else ("keepalive", "short_connections")
+    errors = {n: [r[g]["errors"] for r in results[n] for g in groups if r[g]["errors"]] for n in results}
     if any(errors.values()):
         print(f"\nwrk errors: {errors}")
     if args.json:

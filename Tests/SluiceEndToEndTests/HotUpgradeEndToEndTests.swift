@@ -211,11 +211,14 @@ struct UpgradeSetup {
     }
 }
 
-func withUpgradeTopology(_ label: String, proxyExtra: [String] = [], _ body: (UpgradeSetup) throws -> Void) throws {
+func withUpgradeTopology(
+    _ label: String, config: String = SluiceUnderTest.bootstrap(), proxyExtra: [String] = [],
+    _ body: (UpgradeSetup) throws -> Void
+) throws {
     try withTopology(label) { topology in
         let app = try topology.addHost("app")
         let server = try topology.addHost("srv")
-        let sluice = try SluiceUnderTest(topology: topology)
+        let sluice = try SluiceUnderTest(topology: topology, config: config)
         try sluice.startAgent()
         try sluice.startProxy(extra: proxyExtra)
         try sluice.enroll(app)

@@ -533,7 +533,7 @@ final class HTTPStream: UpstreamResponseReceiver {
             switch retry.decide(outcome, random: UInt64.random(in: 0...UInt64.max)) {
             case .retry(let delay):
                 guard let cluster, cluster.circuitBreakers.tryAcquire(.retries) else {
-                    clusterStats?.retryOverflow.increment()
+                    // `max_retries` reached (the breaker counts upstream_rq_retry_overflow).
                     flags.insert(.upstreamRetryLimitExceeded)
                     break
                 }
@@ -562,6 +562,16 @@ final class HTTPStream: UpstreamResponseReceiver {
         }
     }
 
+    /// Whether the cluster's `max_retries` breaker has room for one more retry; when it has not,
+    /// the response at hand goes downstream (the breaker counts the overflow).
+    private func retryBudgetAvailable() -> Bool {
+        guard let cluster else { return false }
+        if heldRetry { return true }
+        guard cluster.circuitBreakers.tryAcquire(.retries) else { return false }
+        cluster.circuitBreakers.release(.retries)
+        return true
+    }
+
     /// The retry budget of the cluster's circuit breaker (Envoy's default: 3 concurrent retries).
     private func retryAllowed() -> Bool {
         guard retry.retriesLeft > 0, retry.policy != nil else { return false }
@@ -576,7 +586,7 @@ final class HTTPStream: UpstreamResponseReceiver {
         let status = Int(head.status.code)
         recordOutlier(.httpResponse(status: status))
         if keepsBodyForRetry, requestComplete, retry.retriesLeft > 0,
-           retry.isRetriable(.response(status: status, headers: head.headers)) {
+           retry.isRetriable(.response(status: status, headers: head.headers)), retryBudgetAvailable() {
             // The response is dropped; the connection cannot be reused mid-response.
             clusterStats?.countResponse(status: status)
             sink?.reset()

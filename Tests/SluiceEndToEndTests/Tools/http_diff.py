@@ -25,7 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import yaml
 
-UPSTREAMS = {"c1": 18001, "c2": 18002, "c3": 18003, "c4": 18004, "flaky": 18005}
+UPSTREAMS = {"c1": 18001, "c2": 18002, "c3": 18003, "c4": 18004, "flaky": 18005, "broken": 18006}
 ATTEMPTS = {}
 ATTEMPTS_LOCK = threading.Lock()
 
@@ -58,7 +58,7 @@ class Echo(BaseHTTPRequestHandler):
         with ATTEMPTS_LOCK:
             ATTEMPTS[case] = ATTEMPTS.get(case, 0) + 1
             attempt = ATTEMPTS[case]
-        status = 200
+        status = 503 if self.upstream_name == "broken" else 200
         parts = [p for p in self.path.split("?")[0].split("/") if p]
         for i, part in enumerate(parts[:-1]):
             if part == "status":
@@ -110,8 +110,14 @@ def cluster(name, port, extra=None):
     return c
 
 
+def endpoints(name, hosts):
+    return {"cluster_name": name, "endpoints": [{"lb_endpoints": [
+        {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": UPSTREAMS[h]}}}} for h in hosts]}]}
+
+
 def bootstrap(corpus, base_port, admin_port):
     listeners = []
+    extra_clusters = []
     for index, entry in enumerate(corpus):
         hcm = {
             "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
@@ -121,6 +127,14 @@ def bootstrap(corpus, base_port, admin_port):
                 "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}],
         }
         hcm.update(entry.get("hcm", {}))
+        for extra in entry.get("clusters", []):
+            # Clusters of several echo upstreams: `hosts` names them.
+            extra = dict(extra)
+            hosts = extra.pop("hosts")
+            extra.setdefault("type", "STATIC")
+            extra.setdefault("connect_timeout", "1s")
+            extra["load_assignment"] = endpoints(extra["name"], hosts)
+            extra_clusters.append(extra)
         listeners.append({
             "name": f"case{index}",
             "address": {"socket_address": {"address": "127.0.0.1", "port_value": base_port + index}},
@@ -128,6 +142,7 @@ def bootstrap(corpus, base_port, admin_port):
         })
     clusters = [cluster(name, port) for name, port in UPSTREAMS.items() if name != "missing-endpoint"]
     clusters.append(cluster("dead", 18099))
+    clusters += extra_clusters
     return {
         "node": {"id": "diff", "cluster": "diff"},
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}},
@@ -164,6 +179,17 @@ def send(port, request, case_id):
     conn.close()
     headers = [[k.lower(), v] for k, v in response.getheaders()]
     return response.status, headers, data
+
+
+def stats(admin_port):
+    conn = http.client.HTTPConnection("127.0.0.1", admin_port, timeout=10)
+    conn.request("GET", "/stats")
+    values = {}
+    for line in conn.getresponse().read().decode().splitlines():
+        name, _, value = line.partition(": ")
+        if value.strip().lstrip("-").isdigit():
+            values[name] = int(value)
+    return values
 
 
 def normalize_headers(pairs):
@@ -220,18 +246,35 @@ def main():
                 return 2
         results = []
         for index, entry in enumerate(corpus):
+            time.sleep(entry.get("wait", 0))
             for number, request in enumerate(entry["requests"]):
                 seen = {}
                 for label, base in (("envoy", 20000), ("sluice", 30000)):
                     case_id = f"{label}-{index}-{number}"
                     try:
-                        seen[label] = outcome(*send(base + index, request, case_id))
+                        if "repeat" in request:
+                            # Several requests in a row: their statuses and upstreams, counted.
+                            tally = {}
+                            for turn in range(request["repeat"]):
+                                got = outcome(*send(base + index, request, f"{case_id}-{turn}"))
+                                key = f"{got['status']} {got.get('upstream', '-')}"
+                                tally[key] = tally.get(key, 0) + 1
+                            seen[label] = tally
+                        else:
+                            seen[label] = outcome(*send(base + index, request, case_id))
                     except Exception as error:  # a failed exchange is an outcome too
                         seen[label] = {"error": type(error).__name__}
                 results.append({
                     "case": f"{entry['name']}#{number}", "request": request,
                     "same": seen["envoy"] == seen["sluice"], "envoy": seen["envoy"], "sluice": seen["sluice"],
                 })
+            if entry.get("stats"):
+                # Counters both proxies keep under Envoy's names (ejections, overflows, retries).
+                envoy_stats, sluice_stats = stats(19000), stats(19001)
+                observed = {"envoy": {n: envoy_stats.get(n) for n in entry["stats"]},
+                            "sluice": {n: sluice_stats.get(n) for n in entry["stats"]}}
+                results.append({"case": f"{entry['name']}#stats", "request": {"stats": entry["stats"]},
+                                "same": observed["envoy"] == observed["sluice"], **observed})
         with open(args.out, "w") as f:
             json.dump(results, f, indent=1)
         different = [r for r in results if not r["same"]]

@@ -9,7 +9,6 @@ final class HTTPClusterStats: Sendable {
     let pendingActive: Gauge
     let retries: Counter
     let retrySuccess: Counter
-    let retryOverflow: Counter
     let timeouts: Counter
     let perTryTimeouts: Counter
     let receivedResets: Counter
@@ -32,7 +31,6 @@ final class HTTPClusterStats: Sendable {
         pendingActive = store.gauge(.cluster(cluster, "upstream_rq_pending_active"))
         retries = counter("upstream_rq_retry")
         retrySuccess = counter("upstream_rq_retry_success")
-        retryOverflow = counter("upstream_rq_retry_overflow")
         timeouts = counter("upstream_rq_timeout")
         perTryTimeouts = counter("upstream_rq_per_try_timeout")
         receivedResets = counter("upstream_rq_rx_reset")
