@@ -62,7 +62,7 @@ import Testing
         let unsupported = try write("""
             static_resources:
               clusters:
-              - { name: a, outlier_detection: { consecutive_5xx: 3 } }
+              - { name: a, outlier_detection: { consecutive_5xx: 3, success_rate_minimum_hosts: 3 } }
             """)
         defer {
             try? FileManager.default.removeItem(atPath: invalid)
@@ -74,7 +74,7 @@ import Testing
         #expect(first.stdout.contains("static_resources.clusters[1].lb_policy: invalid"))
         let second = try Shell.run([SluiceUnderTest.binary, "validate", "--config", unsupported])
         #expect(second.status == 1)
-        #expect(second.stdout.contains("static_resources.clusters[0].outlier_detection: unsupported"))
+        #expect(second.stdout.contains("static_resources.clusters[0].outlier_detection.success_rate_minimum_hosts: unsupported"))
     }
 
     @Test func missingFileIsAClearError() throws {

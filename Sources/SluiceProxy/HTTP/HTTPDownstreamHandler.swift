@@ -48,6 +48,8 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// HTTP/1: the connection closes after the current response.
     private var closeAfterResponse = false
     private var responseHeadSent = false
+    /// The response head under way said `Connection: close`: close once it ended.
+    private var responseSaysClose = false
 
     init(manager: CompiledHTTPConnectionManager, connection: HTTPDownstreamConnection) {
         self.manager = manager
@@ -95,7 +97,9 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is HTTPDrainEvent, !connection.isHTTP2 {
-            closeAfterResponse = true
+            // Only a response whose head is still to come can say `Connection: close`; one
+            // already under way ends normally and the next one closes (writeResponseHead checks
+            // the drain flag).
             if stream == nil || stream!.finished { closeIfStillIdle(after: manager.config.drainTimeout, context: context) }
         }
         context.fireUserInboundEventTriggered(event)
@@ -132,6 +136,7 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler
             responseHeadSent = true
             if !connection.isHTTP2 {
                 if manager.runtime.isDraining { closeAfterResponse = true }
+                responseSaysClose = closeAfterResponse
                 if closeAfterResponse {
                     head.headers.replaceOrAdd(name: "connection", value: "close")
                     if manager.runtime.isDraining { manager.stats.downstreamConnectionsDrainClose.increment() }
@@ -151,7 +156,7 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler
         // Cleared first: ending an HTTP/2 stream closes its channel at once, and that close must
         // not count as the client going away.
         stream = nil
-        if closeAfterResponse {
+        if responseSaysClose {
             context.writeAndFlush(wrapOutboundOut(.end(trailers))).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
             }
