@@ -177,3 +177,5 @@ struct FastRandom {
         Double(next() >> 11) / Double(1 << 53)
     }
 }
+
+extension FastRandom: RandomNumberGenerator {}

@@ -39,7 +39,10 @@ struct ForwardedHeaders {
     }
 
     /// Applies the connection manager's processing to `request` (its headers and `remote`).
-    static func apply(to request: inout HTTPRequestContext, config: HTTPConnectionManagerConfig, internalOnly: [String]) {
+    static func apply(
+        to request: inout HTTPRequestContext, config: HTTPConnectionManagerConfig, internalOnly: [String],
+        random: inout FastRandom
+    ) {
         var headers = request.headers
         removeHopByHop(&headers)
         let directAddress = request.directRemote.address.unmappingIPv4
@@ -77,7 +80,7 @@ struct ForwardedHeaders {
         }
         if config.generateRequestID {
             let keep = headers.contains(name: "x-request-id") && (!edge || config.preserveExternalRequestID)
-            if !keep { headers.replaceOrAdd(name: "x-request-id", value: UUID().uuidString.lowercased()) }
+            if !keep { headers.replaceOrAdd(name: "x-request-id", value: RequestID.make(&random)) }
         }
         if let via = config.via { headers.add(name: "via", value: via) }
         request.headers = headers

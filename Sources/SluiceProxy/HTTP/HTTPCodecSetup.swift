@@ -53,6 +53,7 @@ enum HTTPCodecSetup {
         ]
         var streamConfiguration = NIOHTTP2Handler.StreamConfiguration()
         streamConfiguration.targetWindowSize = min(settings.initialStreamWindowSize, (1 << 31) - 1)
+        try channel.pipeline.syncOperations.addHandler(FlushCoalescingHandler())
         let boundConnection = NIOLoopBound(connection, eventLoop: channel.eventLoop)
         _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
             mode: .server, connectionConfiguration: connectionConfiguration, streamConfiguration: streamConfiguration

@@ -15,6 +15,8 @@ final class HTTPDownstreamConnection {
     let transparentSource: SocketEndpoint?
     /// HTTP/1 requests served on this connection, for `max_requests_per_connection`.
     var requests = 0
+    /// Random values for the connection's streams (request ids, fractions, weighted picks).
+    var random = FastRandom()
     /// Token buckets of `local_rate_limit_per_downstream_connection`.
     let rateLimitBuckets = LocalRateLimitConnectionBuckets()
 
@@ -50,6 +52,7 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var responseHeadSent = false
     /// The response head under way said `Connection: close`: close once it ended.
     private var responseSaysClose = false
+    private var flushScheduled = false
 
     init(manager: CompiledHTTPConnectionManager, connection: HTTPDownstreamConnection) {
         self.manager = manager
@@ -144,11 +147,24 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler
             }
         }
         context.write(wrapOutboundOut(.head(head)), promise: nil)
-        if head.status.code < 200 { context.flush() }
+        if head.status.code < 200 { context.flush() } else { scheduleFlush(context) }
     }
 
     func writeResponseBody(_ body: ByteBuffer) {
-        context?.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        guard let context else { return }
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        scheduleFlush(context)
+    }
+
+    /// One flush per event-loop turn: what the upstream reads of one turn brought goes out in
+    /// one write instead of a system call per part.
+    private func scheduleFlush(_ context: ChannelHandlerContext) {
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        context.eventLoop.assumeIsolated().execute {
+            self.flushScheduled = false
+            context.flush()
+        }
     }
 
     func writeResponseEnd(_ trailers: HTTPHeaders?) {
@@ -161,7 +177,8 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler
                 context.close(promise: nil)
             }
         } else {
-            context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+            context.write(wrapOutboundOut(.end(trailers)), promise: nil)
+            scheduleFlush(context)
         }
         stream = nil
         if pendingRead {

@@ -25,7 +25,6 @@ extension HTTPStream {
     /// Runs the HCM's filters in order from `index` (after routing, so per-route overrides apply);
     /// the router at the end acts on the route decision. A fault delay pauses the chain.
     func runFilters(from index: Int) {
-        var random = SystemRandomNumberGenerator()
         let filters = manager.filters
         var position = index
         while position < filters.count, !finished {
@@ -37,7 +36,7 @@ extension HTTPStream {
                 return
             case .fault(let fault):
                 var stream = filterState.fault ?? fault.makeStream()
-                let action = stream.decodeHeaders(request, routeOverride: override, upstreamCluster: clusterName, random: &random)
+                let action = stream.decodeHeaders(request, routeOverride: override, upstreamCluster: clusterName, random: &connection.random)
                 filterState.fault = stream
                 switch action {
                 case .proceed: break
@@ -48,8 +47,7 @@ extension HTTPStream {
                     let next = position + 1
                     eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(delay)) { [weak self] in
                         guard let self, !self.finished else { return }
-                        var random = SystemRandomNumberGenerator()
-                        if case .abort(let reply) = self.filterState.fault?.delayElapsed(self.request, random: &random) {
+                        if case .abort(let reply) = self.filterState.fault?.delayElapsed(self.request, random: &self.connection.random) {
                             self.sendLocalReply(LocalReply(reply))
                         } else {
                             self.runFilters(from: next)
@@ -71,7 +69,7 @@ extension HTTPStream {
                 }
                 if case .disabled? = override { break }
                 let decision = limiter.decodeHeaders(
-                    routeOverride: routeLimiter, connection: connection.rateLimitBuckets, now: .now(), random: &random)
+                    routeOverride: routeLimiter, connection: connection.rateLimitBuckets, now: .now(), random: &connection.random)
                 filterState.rateLimit = decision
                 if let reply = decision.localReply {
                     var local = LocalReply(reply)
@@ -86,7 +84,7 @@ extension HTTPStream {
                 var policies: [CORSPolicy] = []
                 if case .cors(let policy)? = override { policies.append(policy) }
                 if case .disabled? = override { break }
-                switch cors.decodeHeaders(request, policies: policies, random: &random) {
+                switch cors.decodeHeaders(request, policies: policies, random: &connection.random) {
                 case .proceed(let headers):
                     filterState.corsHeaders = headers
                 case .respond(let status, let headers):

@@ -49,7 +49,7 @@ final class HTTPStream: UpstreamResponseReceiver {
 
     private var target: ForwardPlan?
     /// The stream's random value: route fractions, weighted picks and mirrors use it, as Envoy's stream id.
-    private let random = UInt64.random(in: 0...UInt64.max)
+    private let random: UInt64
     /// Response header mutations of the route that answered, for local replies too.
     private var responseMutations: [HeaderMutationStep] = []
     var routeDecision: RouteDecision?
@@ -109,6 +109,7 @@ final class HTTPStream: UpstreamResponseReceiver {
             protocolName: connection.isHTTP2 ? "HTTP/2" : (head.version == .http1_0 ? "HTTP/1.0" : "HTTP/1.1"),
             directRemote: connection.remote, local: connection.local)
         self.isGRPC = request.isGRPC
+        self.random = connection.random.next()
     }
 
     // MARK: Downstream events
@@ -146,7 +147,7 @@ final class HTTPStream: UpstreamResponseReceiver {
             return
         }
         let internalOnly = manager.internalOnlyHeaders(for: request)
-        ForwardedHeaders.apply(to: &request, config: manager.config, internalOnly: internalOnly)
+        ForwardedHeaders.apply(to: &request, config: manager.config, internalOnly: internalOnly, random: &connection.random)
 
         let decision = manager.decide(request, random: random)
         routeDecision = decision
@@ -530,7 +531,7 @@ final class HTTPStream: UpstreamResponseReceiver {
             heldRetry = false
         }
         if keepsBodyForRetry, retryAllowed() {
-            switch retry.decide(outcome, random: UInt64.random(in: 0...UInt64.max)) {
+            switch retry.decide(outcome, random: connection.random.next()) {
             case .retry(let delay):
                 guard let cluster, cluster.circuitBreakers.tryAcquire(.retries) else {
                     // `max_retries` reached (the breaker counts upstream_rq_retry_overflow).

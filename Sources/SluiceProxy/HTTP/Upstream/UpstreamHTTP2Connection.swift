@@ -26,6 +26,7 @@ final class UpstreamHTTP2Connection {
         _ channel: any Channel, settings: HTTP2ProtocolOptions, hostDescription: String
     ) throws -> UpstreamHTTP2Connection {
         try channel.syncOptions?.setOption(.autoRead, value: true)
+        try channel.pipeline.syncOperations.addHandler(FlushCoalescingHandler())
         var connectionConfiguration = NIOHTTP2Handler.ConnectionConfiguration()
         connectionConfiguration.initialSettings = [
             HTTP2Setting(parameter: .maxConcurrentStreams, value: min(settings.maxConcurrentStreams, 1 << 30)),
