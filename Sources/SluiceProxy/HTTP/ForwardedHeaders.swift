@@ -1,4 +1,3 @@
-import Foundation
 import NIOHTTP1
 import SluiceModel
 
@@ -19,11 +18,18 @@ struct ForwardedHeaders {
     static let hopByHop: [String] = ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"]
 
     /// Removes hop-by-hop headers and those the `Connection` header names. `te` survives only
-    /// as `trailers`.
+    /// as `trailers`. One pass finds what is there, so the common request without any of them
+    /// costs no removal.
     static func removeHopByHop(_ headers: inout HTTPHeaders, keepUpgrade: Bool = false) {
+        var found = false
+        for (name, _) in headers where isHopByHop(name) {
+            found = true
+            break
+        }
+        guard found else { return }
         for value in headers["connection"] {
             for token in value.split(separator: ",") {
-                let name = token.trimmingCharacters(in: .whitespaces).lowercased()
+                let name = token.trimmingASCIISpaces().lowercased()
                 if keepUpgrade, name == "upgrade" { continue }
                 if !name.isEmpty, name != "close", name != "keep-alive" { headers.remove(name: name) }
             }
@@ -35,6 +41,17 @@ struct ForwardedHeaders {
             let trailers = headers["te"].contains { $0.lowercased().contains("trailers") }
             headers.remove(name: "te")
             if trailers { headers.add(name: "te", value: "trailers") }
+        }
+    }
+
+    private static func isHopByHop(_ name: String) -> Bool {
+        switch name.utf8.count {
+        case 2: return name.lowercased() == "te"
+        case 7: return name.lowercased() == "upgrade"
+        case 10: let lower = name.lowercased(); return lower == "connection" || lower == "keep-alive"
+        case 16: return name.lowercased() == "proxy-connection"
+        case 17: return name.lowercased() == "transfer-encoding"
+        default: return false
         }
     }
 
@@ -56,7 +73,7 @@ struct ForwardedHeaders {
         } else {
             // The client is the address `xff_num_trusted_hops` from the right of XFF.
             let chain = headers["x-forwarded-for"].flatMap { $0.split(separator: ",") }
-                .map { $0.trimmingCharacters(in: .whitespaces) }
+                .map { $0.trimmingASCIISpaces() }
             let index = chain.count - 1 - config.xffNumTrustedHops
             if index >= 0, let address = IPAddress(chain[index]) {
                 request.remote = SocketEndpoint(address: address, port: 0)
@@ -91,5 +108,14 @@ struct ForwardedHeaders {
         headers.remove(name: "x-forwarded-for")
         let joined = (existing + [address]).joined(separator: ",")
         headers.add(name: "x-forwarded-for", value: joined)
+    }
+}
+
+extension StringProtocol {
+    /// Without leading and trailing spaces and tabs (no Foundation bridging on the data path).
+    func trimmingASCIISpaces() -> String {
+        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" }
+        guard let first = firstIndex(where: { !isSpace($0) }), let last = lastIndex(where: { !isSpace($0) }) else { return "" }
+        return String(self[first...last])
     }
 }

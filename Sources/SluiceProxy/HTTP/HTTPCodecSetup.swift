@@ -29,8 +29,11 @@ enum HTTPCodecSetup {
             stats.downstreamConnectionsHTTP1Active.decrement()
         }
         let sync = channel.pipeline.syncOperations
+        // Response headers come from a parser (upstream) or from the proxy itself; validating
+        // them again on the way out costs a pass over every header.
         try sync.configureHTTPServerPipeline(
-            withPipeliningAssistance: true, withServerUpgrade: nil, withErrorHandling: true)
+            withPipeliningAssistance: true, withServerUpgrade: nil, withErrorHandling: true,
+            withOutboundHeaderValidation: false)
         try sync.addHandler(HTTPDownstreamHandler(manager: manager, connection: connection))
     }
 

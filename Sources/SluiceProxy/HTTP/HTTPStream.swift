@@ -301,8 +301,10 @@ final class HTTPStream: UpstreamResponseReceiver {
         if let value = request.headers.first(name: "x-envoy-upstream-rq-per-try-timeout-ms"), let ms = Int64(value) {
             perTry = ms == 0 ? nil : .milliseconds(ms)
         }
-        request.headers.remove(name: "x-envoy-upstream-rq-timeout-ms")
-        request.headers.remove(name: "x-envoy-upstream-rq-per-try-timeout-ms")
+        if request.headers.contains(where: { $0.name.utf8.count > 8 && $0.name.lowercased().hasPrefix("x-envoy-upstream-rq") }) {
+            request.headers.remove(name: "x-envoy-upstream-rq-timeout-ms")
+            request.headers.remove(name: "x-envoy-upstream-rq-per-try-timeout-ms")
+        }
         if timeout == .zero { timeout = nil }
         return (timeout, perTry)
     }
@@ -311,10 +313,11 @@ final class HTTPStream: UpstreamResponseReceiver {
     /// `x-envoy-retry-grpc-on` add conditions, `x-envoy-max-retries` sets the count); the router
     /// consumes these headers, so they are removed.
     static func retryPolicy(_ route: RetryPolicy?, applying headers: inout HTTPHeaders) -> RetryPolicy? {
+        guard headers.contains(where: { $0.name.utf8.count > 8 && $0.name.lowercased().hasPrefix("x-envoy-") }) else { return route }
         var policy = route
         let conditions = (headers["x-envoy-retry-on"] + headers["x-envoy-retry-grpc-on"])
             .flatMap { $0.split(separator: ",") }
-            .compactMap { RetryPolicy.Condition(rawValue: $0.trimmingCharacters(in: .whitespaces)) }
+            .compactMap { RetryPolicy.Condition(rawValue: $0.trimmingASCIISpaces()) }
         if !conditions.isEmpty {
             policy = policy ?? RetryPolicy()
             policy!.retryOn.formUnion(conditions)
