@@ -16,6 +16,8 @@ struct HTTPConnectionManagerStats: Sendable {
     let downstreamRequestTimeouts: Counter
     let downstreamRequestIdleTimeouts: Counter
     let downstreamRequestTooLarge: Counter
+    let downstreamRequestHeadersTooLarge: Counter
+    let downstreamConnectionsMaxDurationReached: Counter
     let upgradeOnNonUpgradeRoute: Counter
     let downstreamConnectionsDrainClose: Counter
     let downstreamConnectionsIdleTimeout: Counter
@@ -45,6 +47,8 @@ struct HTTPConnectionManagerStats: Sendable {
         downstreamRequestTimeouts = counter("downstream_rq_timeout")
         downstreamRequestIdleTimeouts = counter("downstream_rq_idle_timeout")
         downstreamRequestTooLarge = counter("downstream_rq_too_large")
+        downstreamRequestHeadersTooLarge = counter("downstream_rq_header_too_large")
+        downstreamConnectionsMaxDurationReached = counter("downstream_cx_max_duration_reached")
         upgradeOnNonUpgradeRoute = counter("downstream_rq_ws_on_non_ws_route")
         downstreamConnectionsDrainClose = counter("downstream_cx_drain_close")
         downstreamConnectionsIdleTimeout = counter("downstream_cx_idle_timeout")

@@ -61,6 +61,32 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        if let limit = manager.config.maxConnectionDuration, !connection.isHTTP2 {
+            // Like draining: the next response closes the connection (HTTP/2: the connection's
+            // drain handler sends GOAWAY).
+            context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(limit)) {
+                self.manager.stats.downstreamConnectionsMaxDurationReached.increment()
+                self.closeAfterResponse = true
+                if self.stream == nil { context.close(promise: nil) }
+            }
+        }
+        if !connection.isHTTP2 { armIdleTimeout(context: context) }
+    }
+
+    /// `common_http_protocol_options.idle_timeout`: a keep-alive connection with no request for
+    /// that long is closed (HTTP/2 connections: by the drain handler).
+    private func armIdleTimeout(context: ChannelHandlerContext) {
+        guard let idle = manager.config.idleTimeout else { return }
+        let served = connection.requests
+        context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(idle)) {
+            guard context.channel.isActive else { return }
+            if self.connection.requests == served, self.stream == nil {
+                self.manager.stats.downstreamConnectionsIdleTimeout.increment()
+                context.close(promise: nil)
+            } else {
+                self.armIdleTimeout(context: context)
+            }
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

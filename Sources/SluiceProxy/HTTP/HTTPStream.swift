@@ -141,6 +141,15 @@ final class HTTPStream: UpstreamResponseReceiver {
            let type = request.headers.first(name: "upgrade")?.lowercased(), type != "h2c" {
             upgradeType = type
         }
+        if exceedsHeaderLimits() {
+            manager.stats.downstreamRequestHeadersTooLarge.increment()
+            sendLocalReply(.headersTooLarge)
+            return
+        }
+        if manager.config.normalizePath || manager.config.mergeSlashes {
+            request.path = PathNormalization.normalize(
+                request.path, removeDotSegments: manager.config.normalizePath, mergeSlashes: manager.config.mergeSlashes)
+        }
         if request.path.contains("#") {
             // Envoy's HTTP/1 codec refuses a request target with a fragment.
             sendLocalReply(LocalReply(status: 400, body: "", details: "http1.invalid_url"))
@@ -156,6 +165,17 @@ final class HTTPStream: UpstreamResponseReceiver {
             routeName = plan.routeName
         }
         runFilters(from: 0)
+    }
+
+    /// `max_request_headers_kb` (names and values, as Envoy counts) and `max_headers_count`.
+    private func exceedsHeaderLimits() -> Bool {
+        var bytes = request.path.utf8.count + request.authority.utf8.count + request.method.utf8.count
+        var count = 0
+        for (name, value) in request.headers {
+            bytes += name.utf8.count + value.utf8.count
+            count += 1
+        }
+        return bytes > manager.config.maxRequestHeadersKB * 1024 || count > manager.config.maxRequestHeadersCount
     }
 
     /// The router's part, after every other filter let the request through.

@@ -99,13 +99,15 @@ final class HTTPUpstreamHostPool {
         (upstreamProtocol == .http2 ? stats.http2ConnectionsTotal : stats.http1ConnectionsTotal).increment()
         let hostDescription = host.address.description
         let upstreamProtocol = self.upstreamProtocol
+        let maxExchanges = cluster.config.upstreamHTTP.maxRequestsPerConnection
         socketFactory.connect(
             to: host.address, on: eventLoop, timeout: TimeAmount(cluster.config.connectTimeout),
             mark: cluster.config.upstreamMark, transparentSource: transparentSource,
             bufferLimit: cluster.config.perConnectionBufferLimitBytes
         ) {
             upstreamProtocol == .http1
-                ? UpstreamHTTP1Connection(hostDescription: hostDescription) as any ChannelHandler : PassThroughHandler()
+                ? UpstreamHTTP1Connection(hostDescription: hostDescription, maxExchanges: maxExchanges) as any ChannelHandler
+                : PassThroughHandler()
         }.assumeIsolated().whenComplete { result in
             self.connecting -= 1
             switch result {

@@ -25,8 +25,12 @@ final class UpstreamHTTP1Connection: ChannelDuplexHandler, RemovableChannelHandl
     let hostDescription: String
     private(set) var exchanges = 0
 
-    init(hostDescription: String) {
+    /// `max_requests_per_connection` of the cluster's protocol options; nil is unlimited.
+    private let maxExchanges: Int?
+
+    init(hostDescription: String, maxExchanges: Int? = nil) {
         self.hostDescription = hostDescription
+        self.maxExchanges = maxExchanges
     }
 
     var isIdle: Bool { receiver == nil && !closed }
@@ -167,6 +171,7 @@ final class UpstreamHTTP1Connection: ChannelDuplexHandler, RemovableChannelHandl
     private func finishIfDone() {
         guard requestComplete, responseComplete else { return }
         receiver = nil
+        if let maxExchanges, exchanges >= maxExchanges { reusable = false }
         if reusable, !closed {
             onIdle?(self)
         } else {
