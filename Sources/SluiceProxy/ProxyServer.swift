@@ -90,6 +90,7 @@ public final class ProxyServer: Sendable {
     public func start() async throws {
         resolverPool.start()
         try await clusters.start(on: group.next()).get()
+        http.prepareStats(for: clusters.allClusters)
         try await changes.run {
             try await self.reconcileHostBindings(self.tables.current, strict: true)
         }
@@ -104,6 +105,7 @@ public final class ProxyServer: Sendable {
         await changes.runIgnoringErrors {
             let previous = self.tables.current
             await self.clusters.update(configuration.clusters)
+            self.http.prepareStats(for: self.clusters.allClusters)
             do {
                 try self.http.routeTables.update(configuration.routeConfigurations)
             } catch {

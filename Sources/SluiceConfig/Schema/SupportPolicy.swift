@@ -120,7 +120,7 @@ public struct SupportPolicy: Sendable {
         "envoy.config.route.v3.RouteAction": [
             "cluster", "cluster_header", "weighted_clusters", "cluster_not_found_response_code", "prefix_rewrite",
             "regex_rewrite", "host_rewrite_literal", "auto_host_rewrite", "host_rewrite_header", "host_rewrite_path_regex",
-            "append_x_forwarded_host", "timeout", "idle_timeout", "retry_policy", "hash_policy",
+            "append_x_forwarded_host", "timeout", "idle_timeout", "retry_policy", "request_mirror_policies", "hash_policy",
             "max_stream_duration", "upgrade_configs",
         ],
         "envoy.config.route.v3.WeightedCluster": ["clusters", "total_weight", "header_name"],

@@ -45,6 +45,12 @@ public final class HTTPRuntime: Sendable {
         }
     }
 
+    /// Creates the request stats of `clusters` up front, so they read 0 before the first
+    /// request, as Envoy's do.
+    public func prepareStats(for clusters: [UpstreamCluster]) {
+        for cluster in clusters { _ = clusterStats(cluster) }
+    }
+
     /// HTTP/1.1 unless the cluster asks for HTTP/2 (or the downstream protocol).
     func upstreamProtocol(for cluster: UpstreamCluster, downstreamIsHTTP2: Bool) -> UpstreamHTTPProtocol {
         switch cluster.config.upstreamHTTP.protocolChoice {

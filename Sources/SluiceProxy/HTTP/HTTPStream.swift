@@ -64,6 +64,9 @@ final class HTTPStream: UpstreamResponseReceiver {
     private var firstResponseByte: NIODeadline?
     private var requestEndTime: NIODeadline?
     let wallStart = WallClockTime.now()
+    /// Copies of this request toward mirror clusters, started with the first attempt.
+    private var shadows: [ShadowRequest] = []
+    private var shadowsStarted = false
     /// Resources held in the cluster's circuit breakers for the current attempt.
     private var heldRequest = false
     private var heldRetry = false
@@ -230,6 +233,7 @@ final class HTTPStream: UpstreamResponseReceiver {
                 bufferedBody.append(body)
             }
         }
+        for shadow in shadows { shadow.body(body) }
         if let deferredHead, let sink {
             if !keepsBodyForRetry { bufferedBody.append(body) }
             sendHead(deferredHead, to: sink)
@@ -247,6 +251,7 @@ final class HTTPStream: UpstreamResponseReceiver {
         guard !finished else { return }
         routeTimer?.cancel()
         routeTimer = nil
+        for shadow in shadows { shadow.end(trailers) }
         if let deferredHead, let sink {
             sendHead(deferredHead, to: sink)
         } else if let sink {
@@ -258,6 +263,7 @@ final class HTTPStream: UpstreamResponseReceiver {
 
     /// The downstream went away (connection closed or stream reset) before the response ended.
     func downstreamReset() {
+        if !requestComplete { for shadow in shadows { shadow.cancel() } }
         guard !finished else { return }
         if sink != nil { clusterStats?.sentResets.increment() }
         abandonUpstream()
@@ -497,6 +503,24 @@ final class HTTPStream: UpstreamResponseReceiver {
         if requestComplete {
             sink.writeEnd(requestTrailers)
             startPerTryTimer()
+        }
+        startShadows(head)
+    }
+
+    /// `request_mirror_policies`: each sampled mirror cluster gets a copy of the request as the
+    /// first attempt sends it (retries are not mirrored again).
+    private func startShadows(_ head: HTTPRequestHead) {
+        guard !shadowsStarted, let target, !target.mirrors.isEmpty else { return }
+        shadowsStarted = true
+        for mirror in target.mirrors {
+            guard let cluster = connection.clusters.cluster(named: mirror.cluster) else { continue }
+            let shadow = ShadowRequest()
+            let upstream = connection.runtime.upstreamProtocol(for: cluster, downstreamIsHTTP2: connection.isHTTP2)
+            guard shadow.start(head: head, cluster: cluster, connection: connection, eventLoop: eventLoop, upstreamProtocol: upstream)
+            else { continue }
+            for chunk in bufferedBody { shadow.body(chunk) }
+            if requestComplete { shadow.end(requestTrailers) }
+            shadows.append(shadow)
         }
     }
 

@@ -55,9 +55,10 @@ class Echo(BaseHTTPRequestHandler):
                 body += self.rfile.read(size)
                 self.rfile.readline()
         case = self.headers.get("x-case-id", "")
+        key = (self.upstream_name, case)
         with ATTEMPTS_LOCK:
-            ATTEMPTS[case] = ATTEMPTS.get(case, 0) + 1
-            attempt = ATTEMPTS[case]
+            ATTEMPTS[key] = ATTEMPTS.get(key, 0) + 1
+            attempt = ATTEMPTS[key]
         status = 503 if self.upstream_name == "broken" else 200
         parts = [p for p in self.path.split("?")[0].split("/") if p]
         for i, part in enumerate(parts[:-1]):
