@@ -18,15 +18,6 @@ import Testing
         return (server, Int(server.hostListenerAddresses[0].addresses[0].port))
     }
 
-    private func stat(_ server: ProxyServer, _ name: String) -> Int64? {
-        for entry in server.stats.snapshot() where entry.name.description == name {
-            switch entry.value {
-            case .counter(let value): return Int64(value)
-            case .gauge(let value): return value
-            }
-        }
-        return nil
-    }
 
     private func backend(port: Int) -> ClusterConfig {
         ClusterConfig(

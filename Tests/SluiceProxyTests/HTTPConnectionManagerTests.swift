@@ -6,7 +6,8 @@ import Testing
 /// The HTTP connection manager on loopback: real sockets, HTTP/1.1 clients and upstreams.
 @Suite(.serialized) struct HTTPConnectionManagerTests {
     private func proxy(
-        routes: RouteConfiguration, clusters: [String: [Int]], manager: (inout HTTPConnectionManagerConfig) -> Void = { _ in }
+        routes: RouteConfiguration, clusters: [String: [Int]], upstreamIdleTimeout: Duration? = .seconds(3600),
+        manager: (inout HTTPConnectionManagerConfig) -> Void = { _ in }
     ) async throws -> (ProxyServer, Int) {
         var hcm = HTTPConnectionManagerConfig(statPrefix: "ingress", routes: .inline(routes))
         manager(&hcm)
@@ -18,22 +19,14 @@ import Testing
                 ClusterConfig(
                     name: name, discovery: .staticEndpoints, connectTimeout: .seconds(1),
                     loadAssignment: LoadAssignment(localities: [LocalityEndpoints(
-                        endpoints: ports.map { Endpoint(address: .ip(SocketEndpoint("127.0.0.1:\($0)")!)) })]))
+                        endpoints: ports.map { Endpoint(address: .ip(SocketEndpoint("127.0.0.1:\($0)")!)) })]),
+                    upstreamHTTP: UpstreamHTTPOptions(idleTimeout: upstreamIdleTimeout))
             })
         let server = ProxyServer(configuration: config, placement: .proxyNamespace)
         try await server.start()
         return (server, Int(server.hostListenerAddresses[0].addresses[0].port))
     }
 
-    private func stat(_ server: ProxyServer, _ name: String) -> Int64? {
-        for entry in server.stats.snapshot() where entry.name.description == name {
-            switch entry.value {
-            case .counter(let value): return Int64(value)
-            case .gauge(let value): return value
-            }
-        }
-        return nil
-    }
 
     private static func table(_ routes: [Route], domains: [String] = ["*"]) -> RouteConfiguration {
         RouteConfiguration(name: "local", virtualHosts: [VirtualHost(name: "all", domains: domains, routes: routes)])
@@ -137,6 +130,23 @@ import Testing
         await server.shutdown()
     }
 
+    @Test func idleUpstreamConnectionsCloseAfterTheClustersIdleTimeout() async throws {
+        let upstream = try HTTPTestUpstream(name: "a")
+        defer { upstream.stop() }
+        let (server, port) = try await proxy(
+            routes: Self.table([Self.forward("/", to: "a")]), clusters: ["a": [upstream.port]],
+            upstreamIdleTimeout: .milliseconds(200))
+        let first = try await Task.detached { try HTTPTestClient(port: port).request("/") }.value
+        #expect(first.status == 200)
+        try await Task.sleep(for: .milliseconds(600))
+        #expect(stat(server, "cluster.a.upstream_cx_idle_timeout") == 1)
+        #expect(stat(server, "cluster.a.upstream_cx_active") == 0)
+        let second = try await Task.detached { try HTTPTestClient(port: port).request("/") }.value
+        #expect(second.status == 200)
+        #expect(stat(server, "cluster.a.upstream_cx_http1_total") == 2)
+        await server.shutdown()
+    }
+
     @Test func postBodiesArriveWhole() async throws {
         let upstream = try HTTPTestUpstream(name: "sink")
         defer { upstream.stop() }
@@ -172,15 +182,6 @@ import Testing
         return (server, Int(server.hostListenerAddresses[0].addresses[0].port))
     }
 
-    private func stat(_ server: ProxyServer, _ name: String) -> Int64? {
-        for entry in server.stats.snapshot() where entry.name.description == name {
-            switch entry.value {
-            case .counter(let value): return Int64(value)
-            case .gauge(let value): return value
-            }
-        }
-        return nil
-    }
 
     @Test(arguments: [UpstreamHTTPOptions.ProtocolChoice.http1, .http2])
     func concurrentStreamsReachTheUpstream(upstream: UpstreamHTTPOptions.ProtocolChoice) async throws {

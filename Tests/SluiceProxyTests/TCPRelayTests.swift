@@ -29,15 +29,6 @@ import Testing
         return (server, port)
     }
 
-    private func stat(_ server: ProxyServer, _ name: String) -> Int64? {
-        for entry in server.stats.snapshot() where entry.name.description == name {
-            switch entry.value {
-            case .counter(let value): return Int64(value)
-            case .gauge(let value): return value
-            }
-        }
-        return nil
-    }
 
     @Test func relaysBothWaysIntact() async throws {
         let upstream = try TestServer(.echo)

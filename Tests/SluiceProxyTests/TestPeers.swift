@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOPosix
+@testable import SluiceProxy
 
 /// A loopback TCP server for relay tests: echoes, or streams a fixed number of bytes, or reads
 /// to EOF and answers with the byte count.
@@ -144,4 +145,15 @@ final class TestClient: @unchecked Sendable {
 struct TestError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
+}
+
+/// A stat's current value by its Envoy name (counter or gauge), nil when it does not exist.
+func stat(_ server: ProxyServer, _ name: String) -> Int64? {
+    for entry in server.stats.snapshot() where entry.name.description == name {
+        switch entry.value {
+        case .counter(let value): return Int64(value)
+        case .gauge(let value): return value
+        }
+    }
+    return nil
 }

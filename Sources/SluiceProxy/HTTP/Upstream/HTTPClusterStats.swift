@@ -14,6 +14,7 @@ final class HTTPClusterStats: Sendable {
     let receivedResets: Counter
     let sentResets: Counter
     let http1ConnectionsTotal: Counter
+    let idleTimeouts: Counter
     let http2ConnectionsTotal: Counter
     private let byClass: [Counter]
     private let byCode: NIOLockedValueBox<[Int: Counter]>
@@ -36,6 +37,7 @@ final class HTTPClusterStats: Sendable {
         receivedResets = counter("upstream_rq_rx_reset")
         sentResets = counter("upstream_rq_tx_reset")
         http1ConnectionsTotal = counter("upstream_cx_http1_total")
+        idleTimeouts = counter("upstream_cx_idle_timeout")
         http2ConnectionsTotal = counter("upstream_cx_http2_total")
         byClass = (1...5).map { counter("upstream_rq_\($0)xx") }
         byCode = NIOLockedValueBox([:])

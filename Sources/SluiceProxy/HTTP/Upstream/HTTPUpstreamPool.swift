@@ -174,6 +174,20 @@ final class HTTPUpstreamHostPool {
             waiter.done(.success(connection))
         } else {
             idle.append(connection)
+            closeIfStillIdle(connection)
+        }
+    }
+
+    /// The cluster's `common_http_protocol_options.idle_timeout` (1 h by default): a connection
+    /// that carried nothing more for that long is closed.
+    private func closeIfStillIdle(_ connection: UpstreamHTTP1Connection) {
+        guard let timeout = cluster.config.upstreamHTTP.idleTimeout else { return }
+        let served = connection.exchanges
+        eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(timeout)) { [weak self, weak connection] in
+            guard let self, let connection, connection.isIdle, connection.exchanges == served else { return }
+            self.idle.removeAll { $0 === connection }
+            self.stats.idleTimeouts.increment()
+            connection.reset()
         }
     }
 
