@@ -17,13 +17,11 @@ final class CompiledHTTPConnectionManager: Sendable {
     let accessLoggers: [AccessLogger]
     private let store: StatsStore
     private let routeRateLimiters = NIOLockedValueBox<[LocalRateLimitConfig: LocalRateLimitFilter]>([:])
-    private let logger: Logger
 
     init(config: HTTPConnectionManagerConfig, store: StatsStore, runtime: HTTPRuntime, logger: Logger) throws {
         self.config = config
         self.stats = HTTPConnectionManagerStats(prefix: config.statPrefix, store: store)
         self.runtime = runtime
-        self.logger = logger
         var router = RouterConfig()
         for filter in config.httpFilters {
             if case .router(let routerConfig) = filter.kind { router = routerConfig }

@@ -90,7 +90,6 @@ final class HTTPStream: UpstreamResponseReceiver {
     private(set) var responseStarted = false
     private(set) var responseStatus = 0
     private(set) var responseDetails = ""
-    private(set) var upstreamHostDescription: String?
     private(set) var finished = false
 
     init(
@@ -394,7 +393,6 @@ final class HTTPStream: UpstreamResponseReceiver {
             return
         }
         self.host = host
-        upstreamHostDescription = host.address.description
         triedHosts.insert(ObjectIdentifier(host))
         host.markUsed(at: NIODeadline.now().uptimeNanoseconds)
         host.activeRequests.increment()

@@ -1,7 +1,8 @@
 import NIOHTTP1
 import SluiceModel
 
-/// Header matching on plain header lists (responses, where no route table is involved).
+/// Header matching on plain header lists (responses, where no route table is involved); string
+/// rules are the filters' `FilterMatching`.
 enum HeaderMatching {
     static func matches(_ matcher: HeaderMatcher, headers: HTTPHeaders) -> Bool {
         let values = headers[matcher.name]
@@ -13,22 +14,8 @@ enum HeaderMatching {
         case .range(let start, let end):
             result = value.flatMap { Int64($0) }.map { $0 >= start && $0 < end } ?? false
         case .string(let string):
-            result = value.map { matches(string, $0) } ?? false
+            result = value.map { FilterMatching.matches(string, $0) } ?? false
         }
         return result != matcher.invert
-    }
-
-    static func matches(_ matcher: StringMatcher, _ value: String) -> Bool {
-        let subject = matcher.ignoreCase ? value.lowercased() : value
-        func folded(_ text: String) -> String { matcher.ignoreCase ? text.lowercased() : text }
-        switch matcher.pattern {
-        case .exact(let text): return subject == folded(text)
-        case .prefix(let text): return subject.hasPrefix(folded(text))
-        case .suffix(let text): return subject.hasSuffix(folded(text))
-        case .contains(let text): return subject.contains(folded(text))
-        case .regex(let pattern):
-            guard let regex = try? Regex(pattern) else { return false }
-            return (try? regex.wholeMatch(in: value)) != nil
-        }
     }
 }
