@@ -147,6 +147,50 @@ import Testing
         await server.shutdown()
     }
 
+    @Test func pipelinedRequestsAreAnsweredInOrderUntilConnectionClose() async throws {
+        let upstream = try HTTPTestUpstream(name: "a")
+        defer { upstream.stop() }
+        let (server, port) = try await proxy(
+            routes: Self.table([Self.forward("/p", to: "a"), Self.forward("/delay", to: "a")]), clusters: ["a": [upstream.port]])
+        let responses = try await Task.detached {
+            let client = try HTTPTestClient(port: port)
+            // The first response is slow, so the others wait behind it in the proxy.
+            try client.send(raw: "GET /delay/50 HTTP/1.1\r\nhost: x\r\n\r\n"
+                + "POST /p/two HTTP/1.1\r\nhost: x\r\ncontent-length: 3\r\n\r\nabc"
+                + "GET /missing HTTP/1.1\r\nhost: x\r\n\r\n"
+                + "GET /p/three HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+                + "GET /p/four HTTP/1.1\r\nhost: x\r\n\r\n")
+            var responses = try (0..<4).map { _ in try client.readResponse() }
+            // After `connection: close` nothing more is answered and the connection ends.
+            if let extra = try? client.readResponse() { responses.append(extra) }
+            return responses
+        }.value
+        #expect(responses.map(\.status) == [200, 200, 404, 200])
+        #expect(responses[0].body.hasPrefix("GET /delay/50\n"))
+        #expect(responses[1].body.hasPrefix("POST /p/two\n"))
+        #expect(responses[1].body.contains("body-bytes: 3"))
+        #expect(responses[3].body.hasPrefix("GET /p/three\n"))
+        #expect(responses[3].header("connection") == "close")
+        #expect(stat(server, "http.ingress.downstream_rq_total") == 4)
+        await server.shutdown()
+    }
+
+    @Test func bytesThatAreNotHTTPGetEnvoysBadRequestAfterTheRequestsBeforeThem() async throws {
+        let upstream = try HTTPTestUpstream(name: "a")
+        defer { upstream.stop() }
+        let (server, port) = try await proxy(routes: Self.table([Self.forward("/", to: "a")]), clusters: ["a": [upstream.port]])
+        let responses = try await Task.detached {
+            let client = try HTTPTestClient(port: port)
+            try client.send(raw: "GET /delay/20 HTTP/1.1\r\nhost: x\r\n\r\nNOT HTTP AT ALL\r\n\r\n")
+            return try (0..<2).map { _ in try client.readResponse() }
+        }.value
+        #expect(responses.map(\.status) == [200, 400])
+        #expect(responses[1].body == "Bad Request")
+        #expect(responses[1].header("connection") == "close")
+        #expect(stat(server, "http.ingress.downstream_cx_protocol_error") == 1)
+        await server.shutdown()
+    }
+
     @Test func postBodiesArriveWhole() async throws {
         let upstream = try HTTPTestUpstream(name: "sink")
         defer { upstream.stop() }

@@ -128,6 +128,11 @@ final class HTTPTestClient {
         return try readResponse(head: method == "HEAD")
     }
 
+    /// Sends `text` as it is, e.g. several pipelined requests in one write.
+    func send(raw text: String) throws {
+        try client.send(Array(text.utf8))
+    }
+
     private func fill() throws {
         let chunk = try client.readSome(65536)
         if chunk.isEmpty { throw TestError("connection closed") }

@@ -30,9 +30,12 @@ enum HTTPCodecSetup {
         }
         let sync = channel.pipeline.syncOperations
         // Response headers come from a parser (upstream) or from the proxy itself; validating
-        // them again on the way out costs a pass over every header.
+        // them again on the way out costs a pass over every header. Pipelined requests wait in
+        // the downstream handler, which keeps reading (NIO's pipelining handler would stop and
+        // restart reading around every request, two epoll changes each); it answers parser
+        // errors too, after the requests before them.
         try sync.configureHTTPServerPipeline(
-            withPipeliningAssistance: true, withServerUpgrade: nil, withErrorHandling: true,
+            withPipeliningAssistance: false, withServerUpgrade: nil, withErrorHandling: false,
             withOutboundHeaderValidation: false)
         try sync.addHandler(HTTPDownstreamHandler(manager: manager, connection: connection))
     }

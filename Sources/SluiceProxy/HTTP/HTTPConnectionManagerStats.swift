@@ -1,5 +1,5 @@
 /// Envoy's `http.<stat_prefix>.*` connection manager stats.
-struct HTTPConnectionManagerStats: Sendable {
+final class HTTPConnectionManagerStats: Sendable {
     let downstreamConnectionsTotal: Counter
     let downstreamConnectionsActive: Gauge
     let downstreamConnectionsHTTP1Total: Counter

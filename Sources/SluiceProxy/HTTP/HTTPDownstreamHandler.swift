@@ -13,6 +13,8 @@ final class HTTPDownstreamConnection {
     let runtime: HTTPRuntime
     let socketFactory: SocketFactory
     let transparentSource: SocketEndpoint?
+    /// The upstream pools and timeouts of the connection's event loop.
+    let loop: HTTPLoopResources
     /// HTTP/1 requests served on this connection, for `max_requests_per_connection`.
     var requests = 0
     /// Random values for the connection's streams (request ids, fractions, weighted picks).
@@ -22,7 +24,7 @@ final class HTTPDownstreamConnection {
 
     init(
         remote: SocketEndpoint, local: SocketEndpoint, isHTTP2: Bool, bufferLimit: Int, clusters: ClusterManager,
-        runtime: HTTPRuntime, socketFactory: SocketFactory, transparentSource: SocketEndpoint?
+        runtime: HTTPRuntime, socketFactory: SocketFactory, transparentSource: SocketEndpoint?, eventLoop: any EventLoop
     ) {
         self.remote = remote
         self.local = local
@@ -32,6 +34,7 @@ final class HTTPDownstreamConnection {
         self.runtime = runtime
         self.socketFactory = socketFactory
         self.transparentSource = transparentSource
+        self.loop = runtime.resources(on: eventLoop)
     }
 }
 
@@ -53,6 +56,13 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// The response head under way said `Connection: close`: close once it ended.
     private var responseSaysClose = false
     private var flushScheduled = false
+    /// HTTP/1: the current request's end arrived; parts after it belong to the next request.
+    private var requestEnded = true
+    /// HTTP/1 pipelining: parts of requests that arrived while a response was under way, played
+    /// once it ended. Reading pauses meanwhile, so this holds at most one read's worth.
+    private var pipelined = CircularBuffer<HTTPServerRequestPart>()
+    /// The parser failed behind requests still being answered: 400 once they are.
+    private var protocolErrorPending = false
 
     init(manager: CompiledHTTPConnectionManager, connection: HTTPDownstreamConnection) {
         self.manager = manager
@@ -90,8 +100,18 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
+        let part = unwrapInboundIn(data)
+        if !pipelined.isEmpty || (requestEnded && stream != nil) {
+            pipelined.append(part)
+            return
+        }
+        process(part, context: context)
+    }
+
+    private func process(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        switch part {
         case .head(let head):
+            requestEnded = false
             responseHeadSent = false
             connection.requests += 1
             if !connection.isHTTP2 {
@@ -105,13 +125,33 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler
             self.stream = stream
             stream.start()
         case .body(let body):
+            // After an early response the rest of the request body has no stream to go to.
             stream?.receivedBody(body)
         case .end(let trailers):
+            requestEnded = true
             stream?.receivedEnd(trailers)
         }
     }
 
+    /// Plays pipelined requests once the response before them ended, until one is under way again.
+    private func playPipelined(context: ChannelHandlerContext) {
+        while let part = pipelined.first, !(requestEnded && stream != nil), context.channel.isActive {
+            pipelined.removeFirst()
+            process(part, context: context)
+        }
+        if pipelined.isEmpty, stream == nil, protocolErrorPending {
+            answerProtocolError(context: context)
+        } else if pipelined.isEmpty, pendingRead {
+            pendingRead = false
+            context.read()
+        }
+    }
+
     func read(context: ChannelHandlerContext) {
+        if !pipelined.isEmpty {
+            pendingRead = true
+            return
+        }
         if let stream, !stream.finished, !stream.upstreamAcceptsBody {
             pendingRead = true
             return
@@ -152,8 +192,28 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if error is HTTPParserError { manager.stats.downstreamProtocolErrors.increment() }
-        context.close(promise: nil)
+        guard error is HTTPParserError, !connection.isHTTP2 else {
+            context.close(promise: nil)
+            return
+        }
+        manager.stats.downstreamProtocolErrors.increment()
+        if stream != nil || !pipelined.isEmpty {
+            // Requests parsed before the bad bytes are answered first.
+            protocolErrorPending = true
+        } else {
+            answerProtocolError(context: context)
+        }
+    }
+
+    /// Bytes that are not HTTP/1: Envoy's `400 Bad Request` local reply, then the connection closes.
+    private func answerProtocolError(context: ChannelHandlerContext) {
+        protocolErrorPending = false
+        let reply = LocalReply(status: 400, body: "Bad Request", details: "http1.codec_error")
+        var parts = reply.parts(grpc: false, serverName: manager.serverHeaderValue, allocator: context.channel.allocator)
+        parts.head.headers.replaceOrAdd(name: "connection", value: "close")
+        context.write(wrapOutboundOut(.head(parts.head)), promise: nil)
+        if let body = parts.body { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
     }
 
     // MARK: DownstreamResponseWriter
@@ -199,6 +259,7 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler
         // not count as the client going away.
         stream = nil
         if responseSaysClose {
+            pipelined.removeAll()
             context.writeAndFlush(wrapOutboundOut(.end(trailers))).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
             }
@@ -206,8 +267,10 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler
             context.write(wrapOutboundOut(.end(trailers)), promise: nil)
             scheduleFlush(context)
         }
-        stream = nil
-        if pendingRead {
+        if !pipelined.isEmpty || protocolErrorPending {
+            // Not from inside the finished stream's own call chain.
+            context.eventLoop.assumeIsolated().execute { self.playPipelined(context: context) }
+        } else if pendingRead {
             pendingRead = false
             context.read()
         }
@@ -230,8 +293,6 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler
         } catch {
             return false
         }
-        sync.removeIfPresent(HTTPServerPipelineHandler.self)
-        sync.removeIfPresent(HTTPServerProtocolErrorHandler.self)
         sync.removeIfPresent(NIOHTTPResponseHeadersValidator.self)
         sync.removeIfPresent(HTTPResponseEncoder.self)
         sync.removeIfPresent(ByteToMessageHandler<HTTPRequestDecoder>.self)

@@ -8,7 +8,7 @@ import SluiceModel
 /// upgrade sets.
 public final class HTTPRuntime: Sendable {
     private let store: StatsStore
-    private let poolsByLoop = NIOLockedValueBox<[ObjectIdentifier: NIOLoopBound<HTTPUpstreamPools>]>([:])
+    private let loops = NIOLockedValueBox<[ObjectIdentifier: NIOLoopBound<HTTPLoopResources>]>([:])
     private let statsByCluster = NIOLockedValueBox<[ObjectIdentifier: HTTPClusterStats]>([:])
     private let draining = NIOLockedValueBox(false)
     let routeTables: RouteTableRegistry
@@ -24,13 +24,13 @@ public final class HTTPRuntime: Sendable {
 
     public func startDraining() { draining.withLockedValue { $0 = true } }
 
-    /// The pools of `eventLoop`; only used on that loop.
-    func pools(on eventLoop: any EventLoop) -> HTTPUpstreamPools {
+    /// The upstream pools and timeouts of `eventLoop`; only used on that loop.
+    func resources(on eventLoop: any EventLoop) -> HTTPLoopResources {
         let key = ObjectIdentifier(eventLoop)
-        return poolsByLoop.withLockedValue { pools in
-            if let existing = pools[key] { return existing.value }
-            let created = HTTPUpstreamPools(eventLoop: eventLoop)
-            pools[key] = NIOLoopBound(created, eventLoop: eventLoop)
+        return loops.withLockedValue { loops in
+            if let existing = loops[key] { return existing.value }
+            let created = HTTPLoopResources(eventLoop: eventLoop)
+            loops[key] = NIOLoopBound(created, eventLoop: eventLoop)
             return created
         }
     }
@@ -58,6 +58,17 @@ public final class HTTPRuntime: Sendable {
         case .http2: return .http2
         case .useDownstream: return downstreamIsHTTP2 ? .http2 : .http1
         }
+    }
+}
+
+/// What the HTTP streams of one event loop share.
+final class HTTPLoopResources {
+    let pools: HTTPUpstreamPools
+    let timeouts: LoopTimeouts
+
+    init(eventLoop: any EventLoop) {
+        pools = HTTPUpstreamPools(eventLoop: eventLoop)
+        timeouts = LoopTimeouts(eventLoop: eventLoop)
     }
 }
 

@@ -81,10 +81,10 @@ final class HTTPStream: UpstreamResponseReceiver {
     private var triedHosts: Set<ObjectIdentifier> = []
     private var routeTimeout: Duration?
     private var perTryTimeout: Duration?
-    private var routeTimer: Scheduled<Void>?
+    private var routeTimer: Timeout?
     private var perTryTimer: Scheduled<Void>?
     private var retryTimer: Scheduled<Void>?
-    private var idleTimer: Scheduled<Void>?
+    private var idleTimer: Timeout?
     private var lastActivity = NIODeadline.now()
 
     private(set) var responseStarted = false
@@ -124,7 +124,7 @@ final class HTTPStream: UpstreamResponseReceiver {
         stats.downstreamRequestsActive.increment()
         armIdleTimer()
         if let limit = manager.config.requestTimeout {
-            routeTimer = eventLoop.scheduleTask(in: TimeAmount(limit)) { [weak self] in
+            routeTimer = connection.loop.timeouts.after(limit) { [weak self] in
                 guard let self, !self.requestComplete else { return }
                 self.manager.stats.downstreamRequestTimeouts.increment()
                 self.abandonUpstream()
@@ -398,7 +398,7 @@ final class HTTPStream: UpstreamResponseReceiver {
         host.activeRequests.increment()
         attemptCount += 1
         attemptStart = .now()
-        let pool = connection.runtime.pools(on: eventLoop).pool(
+        let pool = connection.loop.pools.pool(
             host: host, cluster: cluster, connection: connection, upstreamProtocol: upstreamProtocol(for: cluster))
         waitingPool = pool
         clusterStats.requestsTotal.increment()
@@ -524,7 +524,7 @@ final class HTTPStream: UpstreamResponseReceiver {
 
     private func startRouteTimer() {
         guard let routeTimeout, routeTimer == nil, !finished else { return }
-        routeTimer = eventLoop.scheduleTask(in: TimeAmount(routeTimeout)) { [weak self] in
+        routeTimer = connection.loop.timeouts.after(routeTimeout) { [weak self] in
             guard let self, !self.finished else { return }
             self.clusterStats?.timeouts.increment()
             if self.sink != nil || self.waitingPool != nil { self.recordOutlier(.timeout) }
@@ -790,7 +790,10 @@ final class HTTPStream: UpstreamResponseReceiver {
     private func finish(status: Int) {
         guard !finished else { return }
         finished = true
-        for timer in [routeTimer, perTryTimer, retryTimer, idleTimer] { timer?.cancel() }
+        routeTimer?.cancel()
+        idleTimer?.cancel()
+        perTryTimer?.cancel()
+        retryTimer?.cancel()
         retryTimer = nil
         releaseAttemptResources()
         filterState.streamEnded()
@@ -820,18 +823,21 @@ final class HTTPStream: UpstreamResponseReceiver {
 
     private func touch() { lastActivity = .now() }
 
-    private func armIdleTimer() {
+    /// Activity does not move the timer; when it fires early it is armed again for the rest.
+    private func armIdleTimer(rearm: Bool = false) {
         guard let idle = manager.config.streamIdleTimeout else { return }
-        idleTimer = eventLoop.scheduleTask(deadline: lastActivity + TimeAmount(idle)) { [weak self] in
+        let expired: () -> Void = { [weak self] in
             guard let self, !self.finished else { return }
             if NIODeadline.now() - self.lastActivity >= TimeAmount(idle) {
                 self.manager.stats.downstreamRequestIdleTimeouts.increment()
                 self.abandonUpstream()
                 self.sendLocalReply(.streamIdleTimeout)
             } else {
-                self.armIdleTimer()
+                self.armIdleTimer(rearm: true)
             }
         }
+        let timeouts = connection.loop.timeouts
+        idleTimer = rearm ? timeouts.at(lastActivity + TimeAmount(idle), expired) : timeouts.after(idle, expired)
     }
 }
 

@@ -101,7 +101,8 @@ struct ConnectionAcceptor: Sendable {
             try HTTPCodecSetup.install(on: channel, manager: manager) { isHTTP2 in
                 HTTPDownstreamConnection(
                     remote: remote, local: destination, isHTTP2: isHTTP2, bufferLimit: limit, clusters: scope.clusters,
-                    runtime: manager.runtime, socketFactory: scope.socketFactory, transparentSource: source)
+                    runtime: manager.runtime, socketFactory: scope.socketFactory, transparentSource: source,
+                    eventLoop: channel.eventLoop)
             }
         case .invalid(let reason):
             throw AcceptError.invalidChain(reason)

@@ -36,7 +36,7 @@ final class ShadowRequest: UpstreamResponseReceiver {
         let stats = connection.runtime.clusterStats(cluster)
         self.stats = stats
         stats.requestsTotal.increment()
-        let pool = connection.runtime.pools(on: eventLoop).pool(
+        let pool = connection.loop.pools.pool(
             host: host, cluster: cluster, connection: connection, upstreamProtocol: upstreamProtocol)
         let accepted = pool.acquire(for: self) { [self] result in
             guard case .success(let sink) = result, !done else {

@@ -179,12 +179,26 @@ final class HTTPUpstreamHostPool {
     }
 
     /// The cluster's `common_http_protocol_options.idle_timeout` (1 h by default): a connection
-    /// that carried nothing more for that long is closed.
+    /// that carried nothing more for that long is closed. One check is pending per connection
+    /// at a time; it looks again when the connection was busy in between.
     private func closeIfStillIdle(_ connection: UpstreamHTTP1Connection) {
         guard let timeout = cluster.config.upstreamHTTP.idleTimeout else { return }
-        let served = connection.exchanges
-        eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(timeout)) { [weak self, weak connection] in
-            guard let self, let connection, connection.isIdle, connection.exchanges == served else { return }
+        connection.idleSince = .now()
+        guard !connection.idleCheckPending else { return }
+        armIdleCheck(connection, at: connection.idleSince + TimeAmount(timeout), timeout: TimeAmount(timeout))
+    }
+
+    private func armIdleCheck(_ connection: UpstreamHTTP1Connection, at deadline: NIODeadline, timeout: TimeAmount) {
+        connection.idleCheckPending = true
+        eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self, weak connection] in
+            guard let self, let connection else { return }
+            connection.idleCheckPending = false
+            guard connection.isIdle else { return }
+            let due = connection.idleSince + timeout
+            if due > .now() {
+                self.armIdleCheck(connection, at: due, timeout: timeout)
+                return
+            }
             self.idle.removeAll { $0 === connection }
             self.stats.idleTimeouts.increment()
             connection.reset()

@@ -24,6 +24,9 @@ final class UpstreamHTTP1Connection: ChannelDuplexHandler, RemovableChannelHandl
     var onClose: ((UpstreamHTTP1Connection) -> Void)?
     let hostDescription: String
     private(set) var exchanges = 0
+    /// When the connection last went back to its pool, and whether the pool's idle check is armed.
+    var idleSince = NIODeadline.now()
+    var idleCheckPending = false
 
     /// `max_requests_per_connection` of the cluster's protocol options; nil is unlimited.
     private let maxExchanges: Int?
