@@ -15,43 +15,72 @@ struct ForwardedHeaders {
         "x-envoy-upstream-rq-timeout-alt-response", "x-envoy-upstream-rq-timeout-ms", "x-envoy-upstream-stream-duration-ms",
     ]
 
-    static let hopByHop: [String] = ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"]
-
     /// Removes hop-by-hop headers and those the `Connection` header names. `te` survives only
-    /// as `trailers`. One pass finds what is there, so the common request without any of them
-    /// costs no removal.
+    /// as `trailers`. One pass finds what is there; the usual message carries at most
+    /// `connection: keep-alive`, which costs one removal.
     static func removeHopByHop(_ headers: inout HTTPHeaders, keepUpgrade: Bool = false) {
-        var found = false
-        for (name, _) in headers where isHopByHop(name) {
-            found = true
-            break
-        }
-        guard found else { return }
-        for value in headers["connection"] {
-            for token in value.split(separator: ",") {
-                let name = token.trimmingASCIISpaces().lowercased()
-                if keepUpgrade, name == "upgrade" { continue }
-                if !name.isEmpty, name != "close", name != "keep-alive" { headers.remove(name: name) }
+        var present = HopByHop()
+        var te = false
+        var teTrailers = false
+        var named: [String] = []
+        for (name, value) in headers {
+            guard let kind = HopByHop.kind(of: name) else { continue }
+            present.insert(kind)
+            switch kind {
+            case .connection:
+                for token in value.split(separator: ",") {
+                    let token = token.trimmingASCIISpaces()
+                    if token.isEmpty || token.equalsASCIICaseInsensitive("close") || token.equalsASCIICaseInsensitive("keep-alive") {
+                        continue
+                    }
+                    if keepUpgrade, token.equalsASCIICaseInsensitive("upgrade") { continue }
+                    named.append(token)
+                }
+            case .te:
+                te = true
+                if value.containsASCIICaseInsensitive("trailers") { teTrailers = true }
+            default:
+                break
             }
         }
-        for name in hopByHop where !(keepUpgrade && (name == "upgrade" || name == "connection")) {
+        guard !present.isEmpty else { return }
+        for name in named {
             headers.remove(name: name)
+            // `Connection: te` removes `te` altogether.
+            if name.equalsASCIICaseInsensitive("te") { te = false }
         }
-        if headers.contains(name: "te") {
-            let trailers = headers["te"].contains { $0.lowercased().contains("trailers") }
+        if present.contains(.connection), !keepUpgrade { headers.remove(name: "connection") }
+        if present.contains(.keepAlive) { headers.remove(name: "keep-alive") }
+        if present.contains(.proxyConnection) { headers.remove(name: "proxy-connection") }
+        if present.contains(.transferEncoding) { headers.remove(name: "transfer-encoding") }
+        if present.contains(.upgrade), !keepUpgrade { headers.remove(name: "upgrade") }
+        if te {
             headers.remove(name: "te")
-            if trailers { headers.add(name: "te", value: "trailers") }
+            if teTrailers { headers.add(name: "te", value: "trailers") }
         }
     }
 
-    private static func isHopByHop(_ name: String) -> Bool {
-        switch name.utf8.count {
-        case 2: return name.lowercased() == "te"
-        case 7: return name.lowercased() == "upgrade"
-        case 10: let lower = name.lowercased(); return lower == "connection" || lower == "keep-alive"
-        case 16: return name.lowercased() == "proxy-connection"
-        case 17: return name.lowercased() == "transfer-encoding"
-        default: return false
+    /// The hop-by-hop headers a message carries.
+    private struct HopByHop: OptionSet {
+        let rawValue: UInt8
+        static let connection = HopByHop(rawValue: 1)
+        static let keepAlive = HopByHop(rawValue: 2)
+        static let proxyConnection = HopByHop(rawValue: 4)
+        static let transferEncoding = HopByHop(rawValue: 8)
+        static let upgrade = HopByHop(rawValue: 16)
+        static let te = HopByHop(rawValue: 32)
+
+        static func kind(of name: String) -> HopByHop? {
+            switch name.utf8.count {
+            case 2: return name.equalsASCIICaseInsensitive("te") ? .te : nil
+            case 7: return name.equalsASCIICaseInsensitive("upgrade") ? .upgrade : nil
+            case 10:
+                if name.equalsASCIICaseInsensitive("connection") { return .connection }
+                return name.equalsASCIICaseInsensitive("keep-alive") ? .keepAlive : nil
+            case 16: return name.equalsASCIICaseInsensitive("proxy-connection") ? .proxyConnection : nil
+            case 17: return name.equalsASCIICaseInsensitive("transfer-encoding") ? .transferEncoding : nil
+            default: return nil
+            }
         }
     }
 
@@ -85,7 +114,9 @@ struct ForwardedHeaders {
         }
         let edge = config.useRemoteAddress && !isInternalRequest
         if edge {
-            for name in internalControlHeaders { headers.remove(name: name) }
+            if headers.contains(where: { $0.name.hasASCIICaseInsensitivePrefix("x-envoy-") }) {
+                for name in internalControlHeaders { headers.remove(name: name) }
+            }
             headers.replaceOrAdd(name: "x-envoy-external-address", value: directAddress.description)
         } else {
             headers.remove(name: "x-envoy-internal")

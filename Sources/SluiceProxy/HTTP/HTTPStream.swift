@@ -102,7 +102,7 @@ final class HTTPStream: UpstreamResponseReceiver {
         self.eventLoop = eventLoop
         self.requestVersion = head.version
         self.isHeadRequest = head.method == .HEAD
-        self.requestChunked = head.headers["transfer-encoding"].contains { $0.lowercased().contains("chunked") }
+        self.requestChunked = head.headers.anyValue(of: "transfer-encoding", containsASCIICaseInsensitive: "chunked")
         var headers = head.headers
         let authority = headers.first(name: "host") ?? ""
         headers.remove(name: "host")
@@ -139,7 +139,7 @@ final class HTTPStream: UpstreamResponseReceiver {
             }
         }
         if !connection.isHTTP2,
-           request.headers["connection"].contains(where: { $0.lowercased().contains("upgrade") }),
+           request.headers.anyValue(of: "connection", containsASCIICaseInsensitive: "upgrade"),
            let type = request.headers.first(name: "upgrade")?.lowercased(), type != "h2c" {
             upgradeType = type
         }
@@ -152,7 +152,7 @@ final class HTTPStream: UpstreamResponseReceiver {
             request.path = PathNormalization.normalize(
                 request.path, removeDotSegments: manager.config.normalizePath, mergeSlashes: manager.config.mergeSlashes)
         }
-        if request.path.contains("#") {
+        if request.path.containsASCII(UInt8(ascii: "#")) {
             // Envoy's HTTP/1 codec refuses a request target with a fragment.
             sendLocalReply(LocalReply(status: 400, body: "", details: "http1.invalid_url"))
             return
@@ -320,13 +320,13 @@ final class HTTPStream: UpstreamResponseReceiver {
                 timeout = current - offset
             }
         }
-        if let value = request.headers.first(name: "x-envoy-upstream-rq-timeout-ms"), let ms = Int64(value) {
-            timeout = ms == 0 ? nil : .milliseconds(ms)
-        }
-        if let value = request.headers.first(name: "x-envoy-upstream-rq-per-try-timeout-ms"), let ms = Int64(value) {
-            perTry = ms == 0 ? nil : .milliseconds(ms)
-        }
-        if request.headers.contains(where: { $0.name.utf8.count > 8 && $0.name.lowercased().hasPrefix("x-envoy-upstream-rq") }) {
+        if request.headers.contains(where: { $0.name.hasASCIICaseInsensitivePrefix("x-envoy-upstream-rq") }) {
+            if let value = request.headers.first(name: "x-envoy-upstream-rq-timeout-ms"), let ms = Int64(value) {
+                timeout = ms == 0 ? nil : .milliseconds(ms)
+            }
+            if let value = request.headers.first(name: "x-envoy-upstream-rq-per-try-timeout-ms"), let ms = Int64(value) {
+                perTry = ms == 0 ? nil : .milliseconds(ms)
+            }
             request.headers.remove(name: "x-envoy-upstream-rq-timeout-ms")
             request.headers.remove(name: "x-envoy-upstream-rq-per-try-timeout-ms")
         }
@@ -338,7 +338,7 @@ final class HTTPStream: UpstreamResponseReceiver {
     /// `x-envoy-retry-grpc-on` add conditions, `x-envoy-max-retries` sets the count); the router
     /// consumes these headers, so they are removed.
     static func retryPolicy(_ route: RetryPolicy?, applying headers: inout HTTPHeaders) -> RetryPolicy? {
-        guard headers.contains(where: { $0.name.utf8.count > 8 && $0.name.lowercased().hasPrefix("x-envoy-") }) else { return route }
+        guard headers.contains(where: { $0.name.hasASCIICaseInsensitivePrefix("x-envoy-") }) else { return route }
         var policy = route
         let conditions = (headers["x-envoy-retry-on"] + headers["x-envoy-retry-grpc-on"])
             .flatMap { $0.split(separator: ",") }
