@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <string.h>
@@ -184,4 +185,9 @@ int sluice_pipe_cloexec(int fds[2]) {
 
 int sluice_spawn_close_from(posix_spawn_file_actions_t *actions, int lowest) {
     return posix_spawn_file_actions_addclosefrom_np(actions, lowest);
+}
+
+void sluice_keep_freed_memory(size_t trim_threshold, size_t top_pad) {
+    mallopt(M_TRIM_THRESHOLD, (int)trim_threshold);
+    mallopt(M_TOP_PAD, (int)top_pad);
 }

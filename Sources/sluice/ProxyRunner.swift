@@ -41,6 +41,7 @@ struct ProxyRunner {
 
     /// Runs until a signal or `/quitquitquit`; `beforeShutdown` runs first on the way out.
     func run(logger: Logger, shutdown: Support.ShutdownSignal, beforeShutdown: () -> Void = {}) async throws {
+        MemoryAllocator.keepFreedMemory()
         let options = TranslationOptions(outboundCapturePort: outboundPort, inboundCapturePort: inboundPort)
         let loaded = Self.loadOrExit(configPath, options: options)
         for warning in loaded.warnings { logger.warning("\(warning)") }
@@ -353,3 +354,4 @@ final class WorkloadXDS: Sendable {
         clients.withLockedValue { $0 }.compactMapValues { try? JSONEncoder().encode(XDSHandoverState($0.client.dump.current)) }
     }
 }
+

@@ -65,4 +65,8 @@ int sluice_pipe_cloexec(int fds[2]);
 /// closefrom action, a GNU extension). 0 or an errno value.
 int sluice_spawn_close_from(posix_spawn_file_actions_t *actions, int lowest);
 
+/// glibc malloc: keeps up to `trim_threshold` bytes of freed memory at the top of a heap and
+/// grows heaps `top_pad` bytes beyond each request (mallopt M_TRIM_THRESHOLD, M_TOP_PAD).
+void sluice_keep_freed_memory(size_t trim_threshold, size_t top_pad);
+
 #endif

@@ -14,6 +14,14 @@ public final class CompiledRouteTable: Sendable {
     public let config: RouteConfiguration
     private let hosts: VirtualHostTable
     private let routes: [[CompiledRoute]]
+    /// Per route, what its decisions share unless a weighted cluster entry adds its own.
+    private let shared: [[SharedDecisionParts]]
+
+    private struct SharedDecisionParts: Sendable {
+        let requestSteps: [HeaderMutationStep]
+        let responseSteps: [HeaderMutationStep]
+        let filterOverrides: [String: PerRouteFilterConfig]
+    }
 
     /// Compiles `config`; throws what Envoy would reject, naming the field.
     public init(_ config: RouteConfiguration) throws(RouteTableError) {
@@ -40,6 +48,14 @@ public final class CompiledRouteTable: Sendable {
             compiled.append(hostRoutes)
         }
         routes = compiled
+        shared = config.virtualHosts.map { host in
+            host.routes.map { route in
+                SharedDecisionParts(
+                    requestSteps: Self.steps(config, entry: nil, route: route.headers, host: host.headers, response: false),
+                    responseSteps: Self.steps(config, entry: nil, route: route.headers, host: host.headers, response: true),
+                    filterOverrides: host.filterOverrides.merging(route.filterOverrides) { _, new in new })
+            }
+        }
         hosts = try VirtualHostTable(
             domains: config.virtualHosts.map(\.domains), routeConfigName: config.name,
             ignorePort: config.ignorePortInHostMatching)
@@ -76,30 +92,28 @@ public final class CompiledRouteTable: Sendable {
             parsedQuery = parsed
             return parsed
         }
-        for compiled in routes[hostIndex] where compiled.matches(request, random: random, query: query) {
-            return decision(for: compiled, host: host, request: request, random: random)
+        for (index, compiled) in routes[hostIndex].enumerated() where compiled.matches(request, random: random, query: query) {
+            return decision(for: compiled, shared: shared[hostIndex][index], host: host, request: request, random: random)
         }
         return .noRoute(virtualHost: host.name)
     }
 
-    private func decision(for compiled: CompiledRoute, host: VirtualHost, request: HTTPRequestContext, random: UInt64) -> RouteDecision {
+    private func decision(
+        for compiled: CompiledRoute, shared: SharedDecisionParts, host: VirtualHost, request: HTTPRequestContext, random: UInt64
+    ) -> RouteDecision {
         let route = compiled.route
-        let matched = { (entry: HeaderMutations?) in
-            MatchedRoute(
-                virtualHostName: host.name, routeName: route.name,
-                responseHeaderMutations: self.steps(entry: entry, route: route.headers, host: host.headers, response: true))
-        }
+        let matched = { MatchedRoute(virtualHostName: host.name, routeName: route.name, responseHeaderMutations: shared.responseSteps) }
         switch route.action {
         case .nonForwarding:
             return .noRoute(virtualHost: host.name)
         case .directResponse(let status, let body):
             let location = status == 201 || (300..<400).contains(status)
                 ? RedirectLocation.build(RedirectAction(), request: request, path: request.path) : nil
-            return .directResponse(status: status, body: body, location: location, route: matched(nil))
+            return .directResponse(status: status, body: body, location: location, route: matched())
         case .redirect(let redirect):
             let path = RedirectLocation.rewrittenRequestPath(redirect, compiled: compiled, request: request)
             let location = RedirectLocation.build(redirect, request: request, path: path)
-            return .redirect(status: redirect.status, location: location, route: matched(nil))
+            return .redirect(status: redirect.status, location: location, route: matched())
         case .forward(let action):
             var clusterName = ""
             var entry: WeightedHTTPClusters.Entry?
@@ -113,18 +127,23 @@ public final class CompiledRouteTable: Sendable {
                 entry = picked
                 clusterName = picked.name
             }
-            var overrides = host.filterOverrides
-            overrides.merge(route.filterOverrides) { _, new in new }
-            if let entry { overrides.merge(entry.filterOverrides) { _, new in new } }
+            var overrides = shared.filterOverrides
+            var requestSteps = shared.requestSteps
+            var responseSteps = shared.responseSteps
+            if let entry {
+                overrides.merge(entry.filterOverrides) { _, new in new }
+                requestSteps = Self.steps(config, entry: entry.headers, route: route.headers, host: host.headers, response: false)
+                responseSteps = Self.steps(config, entry: entry.headers, route: route.headers, host: host.headers, response: true)
+            }
             return .forward(ForwardPlan(
                 clusterName: clusterName, action: action, virtualHostName: host.name, routeName: route.name,
                 rewrittenPath: rewrittenPath(action, compiled: compiled, request: request),
                 hostRewrite: hostRewrite(action, compiled: compiled, request: request),
                 retryPolicy: action.retryPolicy ?? host.retryPolicy,
                 hashPolicies: action.hashPolicies.isEmpty ? host.hashPolicies : action.hashPolicies,
-                mirrors: action.mirrors.filter { $0.fraction.includes(random) },
-                requestHeaderMutations: steps(entry: entry?.headers, route: route.headers, host: host.headers, response: false),
-                responseHeaderMutations: steps(entry: entry?.headers, route: route.headers, host: host.headers, response: true),
+                mirrors: action.mirrors.isEmpty ? [] : action.mirrors.filter { $0.fraction.includes(random) },
+                requestHeaderMutations: requestSteps,
+                responseHeaderMutations: responseSteps,
                 filterOverrides: overrides,
                 includeRequestAttemptCount: host.includeRequestAttemptCount,
                 includeAttemptCountInResponse: host.includeAttemptCountInResponse))
@@ -135,7 +154,9 @@ public final class CompiledRouteTable: Sendable {
     /// route configuration (so the least specific level's `overwrite` wins), or with
     /// `most_specific_header_mutations_wins` route configuration, virtual host, route (the weighted
     /// cluster entry stays first either way, as in Envoy's `WeightedClusterEntry`).
-    private func steps(entry: HeaderMutations?, route: HeaderMutations, host: HeaderMutations, response: Bool) -> [HeaderMutationStep] {
+    private static func steps(
+        _ config: RouteConfiguration, entry: HeaderMutations?, route: HeaderMutations, host: HeaderMutations, response: Bool
+    ) -> [HeaderMutationStep] {
         func step(_ m: HeaderMutations) -> HeaderMutationStep? {
             let s = response
                 ? HeaderMutationStep(add: m.responseHeadersToAdd, remove: m.responseHeadersToRemove)
