@@ -175,7 +175,7 @@ public final class ClusterManager: Sendable {
                     case .ip(let address):
                         hosts.append(UpstreamHost(
                             address: address, weight: endpoint.weight, health: endpoint.health,
-                            locality: locality.locality, priority: locality.priority))
+                            locality: locality.locality, localityWeight: locality.weight, priority: locality.priority))
                     case .pipe:
                         break
                     case .hostname(let name, let port):
@@ -183,7 +183,8 @@ public final class ClusterManager: Sendable {
                             for address in try DNSResolver.resolve(name, port: port, family: family) {
                                 hosts.append(UpstreamHost(
                                     address: address, hostname: name, weight: endpoint.weight,
-                                    health: endpoint.health, locality: locality.locality, priority: locality.priority))
+                                    health: endpoint.health, locality: locality.locality, localityWeight: locality.weight,
+                                    priority: locality.priority))
                             }
                         } catch {
                             // Like Envoy, a failed lookup keeps the name's last known hosts.

@@ -22,7 +22,9 @@ public final class UpstreamCluster: Sendable {
     init(config: ClusterConfig, store: StatsStore) {
         self.config = config
         self.stats = ClusterStats(cluster: config.name, store: store)
-        self.balancer = LoadBalancer(policy: config.loadBalancing, activeRequestBias: config.leastRequestActiveRequestBias)
+        self.balancer = LoadBalancer(
+            policy: config.loadBalancing, activeRequestBias: config.leastRequestActiveRequestBias,
+            localityWeighted: config.localityWeighted)
         self.circuitBreakers = CircuitBreakers(cluster: config.name, settings: config.circuitBreakers, store: store)
         self.healthCheckStats = config.healthChecks.isEmpty ? nil : HealthCheckStats(cluster: config.name, store: store)
         let staticHosts = Self.hosts(from: config.loadAssignment)
@@ -159,7 +161,7 @@ public final class UpstreamCluster: Sendable {
                 guard case .ip(let address) = endpoint.address else { return nil }
                 return UpstreamHost(
                     address: address, weight: endpoint.weight, health: endpoint.health,
-                    locality: locality.locality, priority: locality.priority)
+                    locality: locality.locality, localityWeight: locality.weight, priority: locality.priority)
             }
         }
     }

@@ -9,6 +9,8 @@ public final class UpstreamHost: Sendable, CustomStringConvertible {
     public let weight: UInt32
     public let health: HealthStatus
     public let locality: Locality
+    /// The weight of the host's locality (`LocalityLbEndpoints.load_balancing_weight`); nil when unset.
+    public let localityWeight: UInt32?
     public let priority: Int
 
     public let connectionsActive = Gauge()
@@ -26,6 +28,7 @@ public final class UpstreamHost: Sendable, CustomStringConvertible {
         weight: UInt32 = 1,
         health: HealthStatus = .unknown,
         locality: Locality = Locality(),
+        localityWeight: UInt32? = nil,
         priority: Int = 0
     ) {
         self.address = address
@@ -33,6 +36,7 @@ public final class UpstreamHost: Sendable, CustomStringConvertible {
         self.weight = max(weight, 1)
         self.health = health
         self.locality = locality
+        self.localityWeight = localityWeight
         self.priority = priority
     }
 
@@ -65,6 +69,6 @@ public final class UpstreamHost: Sendable, CustomStringConvertible {
     /// Whether `other` describes this host identically, so this object (and its stats) can stay.
     func hasSameDiscoveryData(as other: UpstreamHost) -> Bool {
         address == other.address && weight == other.weight && health == other.health
-            && locality == other.locality && priority == other.priority
+            && locality == other.locality && localityWeight == other.localityWeight && priority == other.priority
     }
 }
