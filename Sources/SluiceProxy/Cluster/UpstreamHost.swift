@@ -21,6 +21,7 @@ public final class UpstreamHost: Sendable, CustomStringConvertible {
     private let lastUsedNanos = Atomic<UInt64>(0)
     /// Envoy's host health flags set at run time (`FAILED_ACTIVE_HC`, `FAILED_OUTLIER_CHECK`).
     private let flags = Atomic<UInt8>(0)
+    private let leftCluster = Atomic<Bool>(false)
 
     public init(
         address: SocketEndpoint,
@@ -62,6 +63,12 @@ public final class UpstreamHost: Sendable, CustomStringConvertible {
         let old = on ? flags.bitwiseOr(flag, ordering: .relaxed).oldValue : flags.bitwiseAnd(~flag, ordering: .relaxed).oldValue
         return (old & flag != 0) != on
     }
+
+    /// Whether discovery (or a cluster update) removed the host from its cluster; its idle
+    /// upstream connections are closed and its pools dropped.
+    var hasLeftCluster: Bool { leftCluster.load(ordering: .relaxed) }
+
+    func markLeftCluster() { leftCluster.store(true, ordering: .relaxed) }
 
     func markUsed(at nanos: UInt64) { lastUsedNanos.store(nanos, ordering: .relaxed) }
     var lastUsed: UInt64 { lastUsedNanos.load(ordering: .relaxed) }

@@ -8,7 +8,7 @@ import SluiceModel
 /// upgrade sets.
 public final class HTTPRuntime: Sendable {
     private let store: StatsStore
-    private let poolsByLoop = NIOLockedValueBox<[ObjectIdentifier: NIOLoopBound<HTTPUpstreamPools>]>([:])
+    private let poolsByLoop = NIOLockedValueBox<[ObjectIdentifier: (loop: any EventLoop, pools: NIOLoopBound<HTTPUpstreamPools>)]>([:])
     private let statsByCluster = NIOLockedValueBox<[ObjectIdentifier: HTTPClusterStats]>([:])
     private let draining = NIOLockedValueBox(false)
     let routeTables: RouteTableRegistry
@@ -28,10 +28,31 @@ public final class HTTPRuntime: Sendable {
     func pools(on eventLoop: any EventLoop) -> HTTPUpstreamPools {
         let key = ObjectIdentifier(eventLoop)
         return poolsByLoop.withLockedValue { pools in
-            if let existing = pools[key] { return existing.value }
+            if let existing = pools[key] { return existing.pools.value }
             let created = HTTPUpstreamPools(eventLoop: eventLoop)
-            pools[key] = NIOLoopBound(created, eventLoop: eventLoop)
+            pools[key] = (eventLoop, NIOLoopBound(created, eventLoop: eventLoop))
             return created
+        }
+    }
+
+    /// Drops, on every loop, the pools of hosts that left their cluster: idle connections close,
+    /// exchanges in flight finish and their connections close after them (Envoy drains them).
+    public func closePoolsOfDepartedHosts() {
+        for entry in poolsByLoop.withLockedValue({ Array($0.values) }) {
+            let pools = entry.pools
+            entry.loop.execute { pools.value.retireDepartedHosts() }
+        }
+    }
+
+    /// How many host pools exist on all loops (tests).
+    var poolCount: Int {
+        get async throws {
+            var total = 0
+            for entry in poolsByLoop.withLockedValue({ Array($0.values) }) {
+                let pools = entry.pools
+                total += try await entry.loop.submit { pools.value.count }.get()
+            }
+            return total
         }
     }
 
@@ -91,8 +112,23 @@ final class HTTPUpstreamPools {
             eventLoop: eventLoop, host: host, cluster: cluster, socketFactory: connection.socketFactory,
             transparentSource: connection.transparentSource, upstreamProtocol: upstreamProtocol,
             http2Settings: cluster.config.upstreamHTTP.http2, stats: connection.runtime.clusterStats(cluster))
-        pools[key] = created
+        // A host that already left (picked just before it did) gets a pool for this exchange only.
+        if host.hasLeftCluster {
+            created.retire()
+        } else {
+            pools[key] = created
+        }
         return created
+    }
+
+    var count: Int { pools.count }
+
+    /// Retires and forgets the pools of hosts that left their cluster.
+    func retireDepartedHosts() {
+        for (key, pool) in pools where pool.host.hasLeftCluster {
+            pool.retire()
+            pools[key] = nil
+        }
     }
 }
 
