@@ -47,11 +47,10 @@ public final class HostSet: Sendable {
         // Envoy: no level panics while the levels together can take all traffic; an empty level
         // counts as panicking; with every level panicking, load follows host counts instead.
         let totalHealth = min(100, health.reduce(0, +))
-        let belowThreshold = grouped.map { level in
+        let panics = grouped.map { level in
             let percent = level.hosts.isEmpty ? 0 : Double(level.healthy.count) * 100 / Double(level.hosts.count)
-            return percent < panicThresholdPercent
+            return percent < panicThresholdPercent && totalHealth < 100
         }
-        let panics = belowThreshold.map { $0 && totalHealth < 100 }
         self.levels = grouped.indices.map { index in
             Level(
                 hosts: grouped[index].hosts, healthyHosts: grouped[index].healthy, inPanic: panics[index],
@@ -105,11 +104,6 @@ public final class HostSet: Sendable {
             load[first] += remaining
         }
         return load
-    }
-
-    /// The level a pick should use for a uniformly random `percent` in 0..<100.
-    func level(forPercent percent: Int) -> Level? {
-        levelIndex(forPercent: percent).map { levels[$0] }
     }
 
     /// The index of the level for `percent` in 0..<100.

@@ -37,7 +37,7 @@ public final class HTTPRuntime: Sendable {
 
     /// Drops, on every loop, the pools of hosts that left their cluster: idle connections close,
     /// exchanges in flight finish and their connections close after them (Envoy drains them).
-    public func closePoolsOfDepartedHosts() {
+    func closePoolsOfDepartedHosts() {
         for entry in poolsByLoop.withLockedValue({ Array($0.values) }) {
             let pools = entry.pools
             entry.loop.execute { pools.value.retireDepartedHosts() }
