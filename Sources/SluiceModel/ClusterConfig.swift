@@ -21,6 +21,8 @@ public struct ClusterConfig: Hashable, Sendable {
     public var upstreamHTTP: UpstreamHTTPOptions
     /// `least_request_lb_config.active_request_bias` (1.0 by default).
     public var leastRequestActiveRequestBias: Double
+    /// `common_lb_config.locality_weighted_lb_config`: pick a locality by its weight first.
+    public var localityWeighted: Bool
 
     /// How the cluster's hosts are found.
     public enum Discovery: Hashable, Sendable {
@@ -48,7 +50,8 @@ public struct ClusterConfig: Hashable, Sendable {
         outlierDetection: OutlierDetectionConfig? = nil,
         healthChecks: [HealthCheckConfig] = [],
         upstreamHTTP: UpstreamHTTPOptions = UpstreamHTTPOptions(),
-        leastRequestActiveRequestBias: Double = 1.0
+        leastRequestActiveRequestBias: Double = 1.0,
+        localityWeighted: Bool = false
     ) {
         self.name = name
         self.discovery = discovery
@@ -63,6 +66,7 @@ public struct ClusterConfig: Hashable, Sendable {
         self.healthChecks = healthChecks
         self.upstreamHTTP = upstreamHTTP
         self.leastRequestActiveRequestBias = leastRequestActiveRequestBias
+        self.localityWeighted = localityWeighted
     }
 }
 
@@ -129,6 +133,7 @@ public struct Locality: Hashable, Sendable {
 public struct LocalityEndpoints: Hashable, Sendable {
     public var locality: Locality
     public var priority: Int
+    /// `load_balancing_weight`; nil when unset (the locality then takes no locality-weighted traffic).
     public var weight: UInt32?
     public var endpoints: [Endpoint]
 

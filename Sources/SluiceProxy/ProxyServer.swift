@@ -77,6 +77,7 @@ public final class ProxyServer: Sendable {
             ListenerTable(configs: configuration.listeners, store: stats, http: http, logger: logger))
         self.clusters = ClusterManager(
             configs: configuration.clusters, store: stats, resolverPool: resolverPool, logger: logger)
+        clusters.whenHostsLeave { http.closePoolsOfDepartedHosts() }
         self.hostScope = AcceptScope(
             socketFactory: SocketFactory(namespace: .home), workloadStats: nil, tables: tables, clusters: clusters)
         self.dynamicConfigurationReady = NIOLockedValueBox(!waitsForDynamicConfiguration)
@@ -162,6 +163,8 @@ public final class ProxyServer: Sendable {
                 let clusters = ClusterManager(
                     configs: configuration.clusters, store: self.stats, resolverPool: self.resolverPool, logger: self.logger,
                     healthCheckSockets: SocketFactory(namespace: namespace, inbound: inbound))
+                let http = self.http
+                clusters.whenHostsLeave { http.closePoolsOfDepartedHosts() }
                 try await clusters.start(on: self.group.next()).get()
                 scope = AcceptScope(
                     socketFactory: SocketFactory(namespace: namespace, inbound: inbound), workloadStats: workloadStats,

@@ -59,7 +59,7 @@ import Testing
 
     static func assignment(_ name: String, port: Int) throws -> Google_Protobuf_Any {
         try any("""
-            {"cluster_name": "\(name)", "endpoints": [{"priority": 1, "load_balancing_weight": 3, "lb_endpoints": [
+            {"cluster_name": "\(name)", "endpoints": [{"priority": 1, "locality": {"zone": "z1"}, "load_balancing_weight": 3, "lb_endpoints": [
               {"endpoint": {"address": {"socket_address": {"address": "10.0.0.1", "port_value": \(port)}}}, "health_status": "DRAINING"}]}]}
             """, XDSResourceType.endpoint.rawValue)
     }

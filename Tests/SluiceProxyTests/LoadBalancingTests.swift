@@ -42,12 +42,23 @@ import Testing
         #expect(counts["10.0.0.2:80"] == 100)
     }
 
-    @Test func randomSpreadsByWeight() {
+    @Test func randomIgnoresHostWeights() {
+        // Envoy's RANDOM picks uniformly among the hosts, whatever their weights.
         let set = HostSet(hosts: [host(1, weight: 9), host(2, weight: 1)])
-        let balancer = LoadBalancer(policy: .random)
+        let balancer = LoadBalancer(policy: .random, seed: 3)
         var heavy = 0
         for _ in 0..<2000 where balancer.choose(from: set)!.address.description == "10.0.0.1:80" { heavy += 1 }
-        #expect(heavy > 1600 && heavy < 1950)
+        #expect(heavy > 900 && heavy < 1100)
+    }
+
+    @Test func panicWaitsUntilTheLevelsTogetherFallShort() {
+        // P0 has one healthy host of three (below the 50% threshold) but P1 can take the rest:
+        // Envoy keeps P0 out of panic, so its share goes to its healthy host only.
+        let set = HostSet(hosts: [host(1), host(2, health: .unhealthy), host(3, health: .unhealthy), host(4, priority: 1)])
+        #expect(set.priorityLoad == [46, 54])
+        #expect(!set.levels[0].inPanic)
+        let balancer = LoadBalancer(policy: .roundRobin)
+        for _ in 0..<50 { #expect(balancer.choose(from: set)?.address.description != "10.0.0.2:80") }
     }
 
     @Test func leastRequestPrefersIdleHosts() {
@@ -87,12 +98,41 @@ import Testing
         let balancer = LoadBalancer(policy: .leastRequest(choiceCount: 2), seed: 7)
         var heavyPicks = 0
         for _ in 0..<4000 where balancer.choose(from: set) === heavy { heavyPicks += 1 }
-        #expect(heavyPicks > 1800 && heavyPicks < 2200)
+        #expect(heavyPicks == 2000)
         // With bias 0 the active count is ignored: 4 to 1.
         let unbiased = LoadBalancer(policy: .leastRequest(choiceCount: 2), activeRequestBias: 0, seed: 7)
         heavyPicks = 0
         for _ in 0..<4000 where unbiased.choose(from: set) === heavy { heavyPicks += 1 }
-        #expect(heavyPicks > 3050 && heavyPicks < 3350)
+        #expect(heavyPicks == 3200)
+    }
+
+    @Test func unequalWeightsFollowAnEarliestDeadlineSchedule() {
+        // Idle hosts of weights 3 and 1: whole rounds split exactly 3:1, as Envoy's EDF does.
+        let set = HostSet(hosts: [host(1, weight: 3), host(2, weight: 1)])
+        let balancer = LoadBalancer(policy: .leastRequest(choiceCount: 2), seed: 5)
+        var heavyPicks = 0
+        for _ in 0..<400 where balancer.choose(from: set) === set.allHosts[0] { heavyPicks += 1 }
+        #expect(heavyPicks == 300)
+    }
+
+    @Test func aHostIsReweighedByItsActiveRequestsWhenPicked() {
+        // Each pick holds its request open. A picked host goes back into the schedule with
+        // weight / (active + 1)^bias as it is then, so with bias 1 the heavy host (weight 2) soon
+        // yields turns it would keep with bias 0 (a plain 2:1 rotation).
+        func heavyPicks(bias: Double) -> Int {
+            let heavy = host(1, weight: 2)
+            let set = HostSet(hosts: [heavy, host(2, weight: 1)])
+            let balancer = LoadBalancer(policy: .leastRequest(choiceCount: 2), activeRequestBias: bias, seed: 8)
+            var picks = 0
+            for _ in 0..<30 {
+                let chosen = balancer.choose(from: set)!
+                chosen.activeRequests.increment()
+                if chosen === heavy { picks += 1 }
+            }
+            return picks
+        }
+        #expect(heavyPicks(bias: 0) == 20)
+        #expect(heavyPicks(bias: 1) < 20)
     }
 
     @Test func ejectedAndHealthCheckFailedHostsAreSkipped() {

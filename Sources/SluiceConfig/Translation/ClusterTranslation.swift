@@ -42,6 +42,12 @@ extension TranslationContext {
             }
         }
 
+        var localityWeighted = false
+        if case .localityWeightedLbConfig? = cluster.commonLbConfig.localityConfigSpecifier {
+            localityWeighted = true
+            validateLocalityWeightSums(assignment, path: child(path, "load_assignment.endpoints"))
+        }
+
         let mark = cluster.hasUpstreamBindConfig
             ? upstreamMark(cluster.upstreamBindConfig, path: child(path, "upstream_bind_config")) : nil
 
@@ -74,7 +80,20 @@ extension TranslationContext {
             outlierDetection: outliers,
             healthChecks: checks,
             upstreamHTTP: http,
-            leastRequestActiveRequestBias: bias)
+            leastRequestActiveRequestBias: bias,
+            localityWeighted: localityWeighted)
+    }
+
+    /// Envoy refuses a locality-weighted cluster whose locality weights at one priority add up
+    /// to more than a 32-bit weight can hold.
+    private mutating func validateLocalityWeightSums(_ assignment: LoadAssignment, path: String) {
+        var sums: [Int: UInt64] = [:]
+        for locality in assignment.localities {
+            sums[locality.priority, default: 0] += UInt64(locality.weight ?? 0)
+        }
+        for (priority, sum) in sums.sorted(by: { $0.key < $1.key }) where sum > UInt64(UInt32.max) {
+            invalid(path, "the sum of the locality weights at priority \(priority) (\(sum)) exceeds \(UInt32.max)")
+        }
     }
 
     /// `SO_MARK` (level SOL_SOCKET 1, name 36) set before connect is the one socket option
@@ -319,7 +338,8 @@ extension TranslationContext {
                 if group.loadBalancingWeight.value < 1 {
                     invalid(child(groupPath, "load_balancing_weight"), "must be at least 1")
                 }
-                weight = group.loadBalancingWeight.value
+                // Envoy records a locality's weight only for an entry that names its locality.
+                if group.hasLocality { weight = group.loadBalancingWeight.value }
             }
             result.localities.append(LocalityEndpoints(
                 locality: Locality(region: group.locality.region, zone: group.locality.zone, subZone: group.locality.subZone),

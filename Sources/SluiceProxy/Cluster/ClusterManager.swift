@@ -18,6 +18,8 @@ public final class ClusterManager: Sendable {
     private let checkers = NIOLockedValueBox<[ObjectIdentifier: [HealthChecker]]>([:])
     /// Where health-check connections are made: the proxy's own namespace, with its mark.
     private let healthCheckSockets: SocketFactory
+    /// Told when hosts left their clusters, so connection pools to them can close.
+    private let hostsLeftHandler = NIOLockedValueBox<(@Sendable () -> Void)?>(nil)
 
     /// - Parameter resolverPool: started by the owner and shared by every cluster manager.
     init(configs: [ClusterConfig], store: StatsStore, resolverPool: NIOThreadPool, logger: Logger,
@@ -39,6 +41,16 @@ public final class ClusterManager: Sendable {
         clusters.withLockedValue { Array($0.values) }.sorted { $0.config.name < $1.config.name }
     }
 
+    /// Calls `handler` whenever hosts left their clusters (discovery, cluster updates, idle
+    /// original-destination hosts); `UpstreamHost.hasLeftCluster` tells which.
+    func whenHostsLeave(_ handler: @escaping @Sendable () -> Void) {
+        hostsLeftHandler.withLockedValue { $0 = handler }
+    }
+
+    private func hostsLeft() {
+        hostsLeftHandler.withLockedValue { $0 }?()
+    }
+
     /// Whether every cluster finished its first discovery (the server is not ready before).
     public var allInitialized: Bool { allClusters.allSatisfy(\.isInitialized) }
 
@@ -53,6 +65,7 @@ public final class ClusterManager: Sendable {
         guard let eventLoop = timerLoop.withLockedValue({ $0 }) else { return }
         var started: [EventLoopFuture<Void>] = []
         var changedEndpoints: [UpstreamCluster] = []
+        var anyHostLeft = false
         let (added, removed) = clusters.withLockedValue { clusters -> ([UpstreamCluster], [UpstreamCluster]) in
             var added: [UpstreamCluster] = []
             var removed: [UpstreamCluster] = []
@@ -65,9 +78,9 @@ public final class ClusterManager: Sendable {
                 if let existing = clusters[config.name] {
                     if existing.config == config { continue }
                     if existing.differsOnlyInEndpoints(from: config) {
-                        existing.replaceHosts(
+                        anyHostLeft = existing.replaceHosts(
                             UpstreamCluster.hosts(from: config.loadAssignment),
-                            overprovisioningFactor: config.loadAssignment.overprovisioningFactor)
+                            overprovisioningFactor: config.loadAssignment.overprovisioningFactor) || anyHostLeft
                         changedEndpoints.append(existing)
                         continue
                     }
@@ -80,7 +93,11 @@ public final class ClusterManager: Sendable {
             return (added, removed)
         }
         for cluster in changedEndpoints { hostsChanged(cluster) }
-        for cluster in removed { stopTimers(cluster) }
+        for cluster in removed {
+            stopTimers(cluster)
+            cluster.retireHosts()
+        }
+        if anyHostLeft || !removed.isEmpty { hostsLeft() }
         for cluster in added { started.append(startTimers(cluster, on: eventLoop)) }
         try? await EventLoopFuture.andAllComplete(started, on: eventLoop).get()
     }
@@ -140,7 +157,7 @@ public final class ClusterManager: Sendable {
             tasks.append(eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
                 let now = NIODeadline.now().uptimeNanoseconds
                 let age = UInt64(interval.nanoseconds)
-                cluster.removeIdleDynamicHosts(olderThan: now > age ? now - age : 0)
+                if cluster.removeIdleDynamicHosts(olderThan: now > age ? now - age : 0) { self.hostsLeft() }
             })
         case .staticEndpoints, .eds:
             break
@@ -175,7 +192,7 @@ public final class ClusterManager: Sendable {
                     case .ip(let address):
                         hosts.append(UpstreamHost(
                             address: address, weight: endpoint.weight, health: endpoint.health,
-                            locality: locality.locality, priority: locality.priority))
+                            locality: locality.locality, localityWeight: locality.weight, priority: locality.priority))
                     case .pipe:
                         break
                     case .hostname(let name, let port):
@@ -183,7 +200,8 @@ public final class ClusterManager: Sendable {
                             for address in try DNSResolver.resolve(name, port: port, family: family) {
                                 hosts.append(UpstreamHost(
                                     address: address, hostname: name, weight: endpoint.weight,
-                                    health: endpoint.health, locality: locality.locality, priority: locality.priority))
+                                    health: endpoint.health, locality: locality.locality, localityWeight: locality.weight,
+                                    priority: locality.priority))
                             }
                         } catch {
                             // Like Envoy, a failed lookup keeps the name's last known hosts.
@@ -197,7 +215,7 @@ public final class ClusterManager: Sendable {
             }
             return hosts
         }.map { hosts in
-            cluster.replaceHosts(hosts)
+            if cluster.replaceHosts(hosts) { self.hostsLeft() }
             self.hostsChanged(cluster)
         }.recover { _ in
             cluster.replaceHosts(cluster.hostSet.allHosts)

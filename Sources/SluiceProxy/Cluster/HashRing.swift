@@ -7,11 +7,13 @@ struct HashRing {
     private(set) var hashes: [UInt64] = []
     private(set) var hosts: [UpstreamHost] = []
 
-    init(hosts candidates: [UpstreamHost], settings: RingHashSettings) {
-        guard !candidates.isEmpty else { return }
-        let totalWeight = candidates.reduce(0.0) { $0 + Double($1.weight) }
-        let normalized = candidates.map { Double($0.weight) / totalWeight }
-        let minimumWeight = normalized.min() ?? 1
+    init(hosts: [UpstreamHost], settings: RingHashSettings) {
+        self.init(shares: HostShare.byHostWeight(hosts), settings: settings)
+    }
+
+    init(shares: [HostShare], settings: RingHashSettings) {
+        guard !shares.isEmpty else { return }
+        let minimumWeight = shares.map(\.share).min() ?? 1
         let scale = min((minimumWeight * Double(settings.minimumRingSize)).rounded(.up) / minimumWeight,
                         Double(settings.maximumRingSize))
         var entries: [(hash: UInt64, host: UpstreamHost)] = []
@@ -19,12 +21,12 @@ struct HashRing {
         // Running sums keep fractional shares stable across hosts (Envoy's construction).
         var current = 0.0
         var target = 0.0
-        for (index, host) in candidates.enumerated() {
-            target += scale * normalized[index]
+        for entry in shares {
+            target += scale * entry.share
             var replica = 0
-            let prefix = host.address.description + "_"
+            let prefix = entry.host.address.description + "_"
             while current < target {
-                entries.append((XXHash64.hash(prefix + String(replica)), host))
+                entries.append((XXHash64.hash(prefix + String(replica)), entry.host))
                 replica += 1
                 current += 1
             }

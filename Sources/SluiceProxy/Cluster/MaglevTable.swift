@@ -6,14 +6,18 @@ import SluiceModel
 struct MaglevTable {
     private(set) var table: [UpstreamHost] = []
 
-    init(hosts unordered: [UpstreamHost], tableSize: Int) {
+    init(hosts: [UpstreamHost], tableSize: Int) {
+        self.init(shares: HostShare.byHostWeight(hosts), tableSize: tableSize)
+    }
+
+    init(shares unordered: [HostShare], tableSize: Int) {
         guard !unordered.isEmpty, tableSize > 1 else { return }
         // Hosts fill the table in the order of their hash keys, as in Envoy, so the table does
         // not depend on the order discovery listed them in.
-        let candidates = unordered.sorted { $0.address.description < $1.address.description }
+        let sorted = unordered.sorted { $0.host.address.description < $1.host.address.description }
+        let candidates = sorted.map(\.host)
+        let weights = sorted.map(\.share)
         let size = UInt64(tableSize)
-        let totalWeight = candidates.reduce(0.0) { $0 + Double($1.weight) }
-        let weights = candidates.map { Double($0.weight) / totalWeight }
         let maxWeight = weights.max() ?? 1
         var offsets: [UInt64] = []
         var skips: [UInt64] = []

@@ -22,7 +22,9 @@ public final class UpstreamCluster: Sendable {
     init(config: ClusterConfig, store: StatsStore) {
         self.config = config
         self.stats = ClusterStats(cluster: config.name, store: store)
-        self.balancer = LoadBalancer(policy: config.loadBalancing, activeRequestBias: config.leastRequestActiveRequestBias)
+        self.balancer = LoadBalancer(
+            policy: config.loadBalancing, activeRequestBias: config.leastRequestActiveRequestBias,
+            localityWeighted: config.localityWeighted)
         self.circuitBreakers = CircuitBreakers(cluster: config.name, settings: config.circuitBreakers, store: store)
         self.healthCheckStats = config.healthChecks.isEmpty ? nil : HealthCheckStats(cluster: config.name, store: store)
         let staticHosts = Self.hosts(from: config.loadAssignment)
@@ -109,28 +111,46 @@ public final class UpstreamCluster: Sendable {
         return hostSet.allHosts.first { $0.address == address } ?? UpstreamHost(address: address)
     }
 
-    /// Replaces the host set (DNS refresh, discovery), keeping the stats of unchanged hosts.
-    func replaceHosts(_ newHosts: [UpstreamHost], overprovisioningFactor: Double? = nil) {
+    /// Replaces the host set (DNS refresh, discovery), keeping the stats of unchanged hosts;
+    /// true when some host left the cluster.
+    @discardableResult
+    func replaceHosts(_ newHosts: [UpstreamHost], overprovisioningFactor: Double? = nil) -> Bool {
         let factor = overprovisioningFactor ?? config.loadAssignment.overprovisioningFactor
         let activelyChecked = !config.healthChecks.isEmpty
-        hosts.withLockedValue { current in
+        let departed = hosts.withLockedValue { current in
             let merged = newHosts.map { candidate in
                 if let existing = current.allHosts.first(where: { $0.hasSameDiscoveryData(as: candidate) }) { return existing }
                 if activelyChecked { candidate.setFlag(UpstreamHost.HealthFlag.failedActiveHealthCheck, true) }
                 return candidate
             }
+            let kept = Set(merged.map(ObjectIdentifier.init))
+            let departed = current.allHosts.filter { !kept.contains(ObjectIdentifier($0)) }
             current = HostSet(hosts: merged, overprovisioningFactor: factor, panicThresholdPercent: config.healthyPanicThresholdPercent)
+            return departed
         }
+        for host in departed { host.markLeftCluster() }
         initialized.withLockedValue { $0 = true }
         updateMembershipStats()
+        return !departed.isEmpty
     }
 
-    /// Forgets idle original-destination hosts not used within `maxIdle`.
-    func removeIdleDynamicHosts(olderThan cutoff: UInt64) {
+    /// Marks every host as gone: the cluster was removed or replaced by a new cluster object.
+    func retireHosts() {
+        for host in allHosts { host.markLeftCluster() }
+    }
+
+    /// Forgets idle original-destination hosts not used within `maxIdle`; true when any went.
+    @discardableResult
+    func removeIdleDynamicHosts(olderThan cutoff: UInt64) -> Bool {
         dynamicHosts.withLockedValue { hosts in
-            hosts = hosts.filter { $0.value.connectionsActive.value > 0 || $0.value.lastUsed >= cutoff }
+            let idle = hosts.values.filter { $0.connectionsActive.value == 0 && $0.lastUsed < cutoff }
+            for host in idle {
+                host.markLeftCluster()
+                hosts[host.address] = nil
+            }
             stats.membershipTotal.set(Int64(hosts.count))
             stats.membershipHealthy.set(Int64(hosts.count))
+            return !idle.isEmpty
         }
     }
 
@@ -159,7 +179,7 @@ public final class UpstreamCluster: Sendable {
                 guard case .ip(let address) = endpoint.address else { return nil }
                 return UpstreamHost(
                     address: address, weight: endpoint.weight, health: endpoint.health,
-                    locality: locality.locality, priority: locality.priority)
+                    locality: locality.locality, localityWeight: locality.weight, priority: locality.priority)
             }
         }
     }

@@ -9,6 +9,8 @@ public final class UpstreamHost: Sendable, CustomStringConvertible {
     public let weight: UInt32
     public let health: HealthStatus
     public let locality: Locality
+    /// The weight of the host's locality (`LocalityLbEndpoints.load_balancing_weight`); nil when unset.
+    public let localityWeight: UInt32?
     public let priority: Int
 
     public let connectionsActive = Gauge()
@@ -19,6 +21,7 @@ public final class UpstreamHost: Sendable, CustomStringConvertible {
     private let lastUsedNanos = Atomic<UInt64>(0)
     /// Envoy's host health flags set at run time (`FAILED_ACTIVE_HC`, `FAILED_OUTLIER_CHECK`).
     private let flags = Atomic<UInt8>(0)
+    private let leftCluster = Atomic<Bool>(false)
 
     public init(
         address: SocketEndpoint,
@@ -26,6 +29,7 @@ public final class UpstreamHost: Sendable, CustomStringConvertible {
         weight: UInt32 = 1,
         health: HealthStatus = .unknown,
         locality: Locality = Locality(),
+        localityWeight: UInt32? = nil,
         priority: Int = 0
     ) {
         self.address = address
@@ -33,6 +37,7 @@ public final class UpstreamHost: Sendable, CustomStringConvertible {
         self.weight = max(weight, 1)
         self.health = health
         self.locality = locality
+        self.localityWeight = localityWeight
         self.priority = priority
     }
 
@@ -59,12 +64,18 @@ public final class UpstreamHost: Sendable, CustomStringConvertible {
         return (old & flag != 0) != on
     }
 
+    /// Whether discovery (or a cluster update) removed the host from its cluster; its idle
+    /// upstream connections are closed and its pools dropped.
+    var hasLeftCluster: Bool { leftCluster.load(ordering: .relaxed) }
+
+    func markLeftCluster() { leftCluster.store(true, ordering: .relaxed) }
+
     func markUsed(at nanos: UInt64) { lastUsedNanos.store(nanos, ordering: .relaxed) }
     var lastUsed: UInt64 { lastUsedNanos.load(ordering: .relaxed) }
 
     /// Whether `other` describes this host identically, so this object (and its stats) can stay.
     func hasSameDiscoveryData(as other: UpstreamHost) -> Bool {
         address == other.address && weight == other.weight && health == other.health
-            && locality == other.locality && priority == other.priority
+            && locality == other.locality && localityWeight == other.localityWeight && priority == other.priority
     }
 }

@@ -8,7 +8,7 @@ import SluiceModel
 /// upgrade sets.
 public final class HTTPRuntime: Sendable {
     private let store: StatsStore
-    private let loops = NIOLockedValueBox<[ObjectIdentifier: NIOLoopBound<HTTPLoopResources>]>([:])
+    private let loops = NIOLockedValueBox<[ObjectIdentifier: (loop: any EventLoop, resources: NIOLoopBound<HTTPLoopResources>)]>([:])
     private let statsByCluster = NIOLockedValueBox<[ObjectIdentifier: HTTPClusterStats]>([:])
     private let draining = NIOLockedValueBox(false)
     let routeTables: RouteTableRegistry
@@ -28,10 +28,31 @@ public final class HTTPRuntime: Sendable {
     func resources(on eventLoop: any EventLoop) -> HTTPLoopResources {
         let key = ObjectIdentifier(eventLoop)
         return loops.withLockedValue { loops in
-            if let existing = loops[key] { return existing.value }
+            if let existing = loops[key] { return existing.resources.value }
             let created = HTTPLoopResources(eventLoop: eventLoop)
-            loops[key] = NIOLoopBound(created, eventLoop: eventLoop)
+            loops[key] = (eventLoop, NIOLoopBound(created, eventLoop: eventLoop))
             return created
+        }
+    }
+
+    /// Drops, on every loop, the pools of hosts that left their cluster: idle connections close,
+    /// exchanges in flight finish and their connections close after them (Envoy drains them).
+    func closePoolsOfDepartedHosts() {
+        for entry in loops.withLockedValue({ Array($0.values) }) {
+            let resources = entry.resources
+            entry.loop.execute { resources.value.pools.retireDepartedHosts() }
+        }
+    }
+
+    /// How many host pools exist on all loops (tests).
+    var poolCount: Int {
+        get async throws {
+            var total = 0
+            for entry in loops.withLockedValue({ Array($0.values) }) {
+                let resources = entry.resources
+                total += try await entry.loop.submit { resources.value.pools.count }.get()
+            }
+            return total
         }
     }
 
@@ -102,8 +123,23 @@ final class HTTPUpstreamPools {
             eventLoop: eventLoop, host: host, cluster: cluster, socketFactory: connection.socketFactory,
             transparentSource: connection.transparentSource, upstreamProtocol: upstreamProtocol,
             http2Settings: cluster.config.upstreamHTTP.http2, stats: connection.runtime.clusterStats(cluster))
-        pools[key] = created
+        // A host that already left (picked just before it did) gets a pool for this exchange only.
+        if host.hasLeftCluster {
+            created.retire()
+        } else {
+            pools[key] = created
+        }
         return created
+    }
+
+    var count: Int { pools.count }
+
+    /// Retires and forgets the pools of hosts that left their cluster.
+    func retireDepartedHosts() {
+        for (key, pool) in pools where pool.host.hasLeftCluster {
+            pool.retire()
+            pools[key] = nil
+        }
     }
 }
 

@@ -11,7 +11,7 @@ import SluiceModel
 /// connection as streams (a new one is opened when it drains).
 final class HTTPUpstreamHostPool {
     private let eventLoop: any EventLoop
-    private let host: UpstreamHost
+    let host: UpstreamHost
     private let cluster: UpstreamCluster
     private let socketFactory: SocketFactory
     private let transparentSource: SocketEndpoint?
@@ -23,6 +23,8 @@ final class HTTPUpstreamHostPool {
     private var connections = 0
     private var connecting = 0
     private var http2: UpstreamHTTP2Connection?
+    /// Set once the host left its cluster: connections close when their exchange ends.
+    private var retired = false
     private var waiters: [(receiver: any UpstreamResponseReceiver, done: (Result<any UpstreamRequestSink, UpstreamFailure>) -> Void)] = []
 
     init(
@@ -69,6 +71,16 @@ final class HTTPUpstreamHostPool {
         // Past `max_connections` the request waits for a connection to come free.
         if wanted > 0, cluster.circuitBreakers.tryAcquire(.connections) { connect() }
         return true
+    }
+
+    /// Stops keeping connections: idle ones close now, busy ones after their exchanges; requests
+    /// already waiting are still served.
+    func retire() {
+        retired = true
+        for connection in idle { connection.reset() }
+        idle.removeAll()
+        http2?.closeWhenIdle()
+        http2 = nil
     }
 
     /// Removes a waiter whose stream ended before it got a connection.
@@ -149,7 +161,11 @@ final class HTTPUpstreamHostPool {
                     guard let self, self.http2 === connection else { return }
                     self.http2 = nil
                 }
-                http2 = connection
+                if retired {
+                    connection.closeWhenIdle()
+                } else {
+                    http2 = connection
+                }
                 let ready = waiters
                 waiters.removeAll()
                 for waiter in ready {
@@ -172,6 +188,8 @@ final class HTTPUpstreamHostPool {
             cluster.circuitBreakers.release(.pendingRequests)
             connection.begin(waiter.receiver)
             waiter.done(.success(connection))
+        } else if retired {
+            connection.reset()
         } else {
             idle.append(connection)
             closeIfStillIdle(connection)

@@ -10,6 +10,7 @@ final class UpstreamHTTP2Connection {
     private let multiplexer: NIOHTTP2Handler.StreamMultiplexer
     private(set) var draining = false
     private(set) var activeStreams = 0
+    private var closesWhenIdle = false
     let hostDescription: String
     var onUnusable: ((UpstreamHTTP2Connection) -> Void)?
 
@@ -52,6 +53,18 @@ final class UpstreamHTTP2Connection {
         onUnusable?(self)
     }
 
+    /// Takes no new streams and closes once the open ones ended (the pool's host left its cluster).
+    func closeWhenIdle() {
+        markUnusable()
+        closesWhenIdle = true
+        if activeStreams == 0 { channel.close(promise: nil) }
+    }
+
+    private func streamEnded() {
+        activeStreams -= 1
+        if closesWhenIdle, activeStreams == 0 { channel.close(promise: nil) }
+    }
+
     /// Opens a stream for one exchange.
     func openStream(for receiver: any UpstreamResponseReceiver) -> EventLoopFuture<any UpstreamRequestSink> {
         activeStreams += 1
@@ -67,8 +80,10 @@ final class UpstreamHTTP2Connection {
             }
         }
         return promise.futureResult.assumeIsolated().map { streamChannel -> any UpstreamRequestSink in
-            streamChannel.closeFuture.assumeIsolated().whenComplete { _ in self.activeStreams -= 1 }
+            streamChannel.closeFuture.assumeIsolated().whenComplete { _ in self.streamEnded() }
             return loopBoundStream.value
+        }.always { result in
+            if case .failure = result { self.streamEnded() }
         }.nonisolated()
     }
 }
