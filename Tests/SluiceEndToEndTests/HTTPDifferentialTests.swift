@@ -4,6 +4,7 @@ import Testing
 /// The same route tables and requests through the real Envoy 1.40 and through Sluice
 /// (`Tools/http_diff.py` with `Tools/http_corpus.yaml`): status, chosen upstream, attempts,
 /// request headers the upstream saw, response headers and local-reply bodies must be equal.
+/// Every single request goes once over HTTP/1.1 and once over HTTP/2 with prior knowledge.
 @Suite(.serialized) struct HTTPDifferentialTests {
     init() throws {
         try #require(geteuid() == 0, "end-to-end tests need root: they create network namespaces")
@@ -20,7 +21,7 @@ import Testing
                 XDSHarness.python, Self.tools.appendingPathComponent("http_diff.py").path,
                 "--envoy", XDSHarness.envoy!, "--sluice", SluiceUnderTest.binary,
                 "--corpus", Self.tools.appendingPathComponent("http_corpus.yaml").path,
-                "--workdir", topology.directory.path, "--out", results,
+                "--workdir", topology.directory.path, "--out", results, "--http2",
             ], timeout: 600)
             print(output)
             let data = try Data(contentsOf: URL(fileURLWithPath: results))

@@ -65,10 +65,8 @@ enum HTTPCodecSetup {
             mode: .server, connectionConfiguration: connectionConfiguration, streamConfiguration: streamConfiguration
         ) { stream in
             stream.eventLoop.makeCompletedFuture {
-                try stream.pipeline.syncOperations.addHandlers([
-                    HTTP2FramePayloadToHTTP1ServerCodec(),
-                    HTTPDownstreamHandler(manager: manager, connection: boundConnection.value),
-                ])
+                try stream.pipeline.syncOperations.addHandler(
+                    HTTP2DownstreamStreamHandler(manager: manager, connection: boundConnection.value))
             }
         }
         try channel.pipeline.syncOperations.addHandler(

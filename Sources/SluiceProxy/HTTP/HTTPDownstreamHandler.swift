@@ -38,8 +38,8 @@ final class HTTPDownstreamConnection {
     }
 }
 
-/// Turns decoded request parts into streams and writes their responses back: on an HTTP/1
-/// connection one stream after another, on an HTTP/2 stream channel exactly one.
+/// Turns the decoded requests of an HTTP/1 connection into streams, one after another, and
+/// writes their responses back (HTTP/2 streams: `HTTP2DownstreamStreamHandler`).
 final class HTTPDownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, DownstreamResponseWriter {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
@@ -71,7 +71,7 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        if let limit = manager.config.maxConnectionDuration, !connection.isHTTP2 {
+        if let limit = manager.config.maxConnectionDuration {
             // Like draining: the next response closes the connection (HTTP/2: the connection's
             // drain handler sends GOAWAY).
             context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(limit)) {
@@ -80,7 +80,7 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler
                 if self.stream == nil { context.close(promise: nil) }
             }
         }
-        if !connection.isHTTP2 { armIdleTimeout(context: context) }
+        armIdleTimeout(context: context)
     }
 
     /// `common_http_protocol_options.idle_timeout`: a keep-alive connection with no request for
@@ -114,11 +114,9 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler
             requestEnded = false
             responseHeadSent = false
             connection.requests += 1
-            if !connection.isHTTP2 {
-                closeAfterResponse = !head.isKeepAlive || manager.runtime.isDraining
-                if let limit = manager.config.maxRequestsPerConnection, connection.requests >= limit {
-                    closeAfterResponse = true
-                }
+            closeAfterResponse = !head.isKeepAlive || manager.runtime.isDraining
+            if let limit = manager.config.maxRequestsPerConnection, connection.requests >= limit {
+                closeAfterResponse = true
             }
             let stream = HTTPStream(
                 head: head, manager: manager, connection: connection, downstream: self, eventLoop: context.eventLoop)
@@ -165,7 +163,7 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is HTTPDrainEvent, !connection.isHTTP2 {
+        if event is HTTPDrainEvent {
             // Only a response whose head is still to come can say `Connection: close`; one
             // already under way ends normally and the next one closes (writeResponseHead checks
             // the drain flag).
@@ -192,7 +190,7 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        guard error is HTTPParserError, !connection.isHTTP2 else {
+        guard error is HTTPParserError else {
             context.close(promise: nil)
             return
         }
@@ -223,13 +221,11 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler
         var head = head
         if head.status.code >= 200 {
             responseHeadSent = true
-            if !connection.isHTTP2 {
-                if manager.runtime.isDraining { closeAfterResponse = true }
-                responseSaysClose = closeAfterResponse
-                if closeAfterResponse {
-                    head.headers.replaceOrAdd(name: "connection", value: "close")
-                    if manager.runtime.isDraining { manager.stats.downstreamConnectionsDrainClose.increment() }
-                }
+            if manager.runtime.isDraining { closeAfterResponse = true }
+            responseSaysClose = closeAfterResponse
+            if closeAfterResponse {
+                head.headers.replaceOrAdd(name: "connection", value: "close")
+                if manager.runtime.isDraining { manager.stats.downstreamConnectionsDrainClose.increment() }
             }
         }
         context.write(wrapOutboundOut(.head(head)), promise: nil)
@@ -255,8 +251,6 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     func writeResponseEnd(_ trailers: HTTPHeaders?) {
         guard let context else { return }
-        // Cleared first: ending an HTTP/2 stream closes its channel at once, and that close must
-        // not count as the client going away.
         stream = nil
         if responseSaysClose {
             pipelined.removeAll()
@@ -284,7 +278,7 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler
     var downstreamIsWritable: Bool { context?.channel.isWritable ?? false }
 
     func becomeTunnel(_ tunnel: UpgradeTunnelHandler) -> Bool {
-        guard let context, !connection.isHTTP2 else { return false }
+        guard let context else { return false }
         context.flush()
         stream = nil
         let sync = context.pipeline.syncOperations

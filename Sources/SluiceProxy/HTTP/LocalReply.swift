@@ -40,9 +40,9 @@ struct LocalReply: Sendable {
         }
     }
 
-    /// The response parts to send: head, optional body, trailers.
-    /// gRPC replies are trailers-only on HTTP/1 (status in the head, as Envoy sends them); on
-    /// HTTP/2 the status travels in trailers, since the codec cannot end a stream on its head.
+    /// The response parts to send: head, optional body, trailers. gRPC replies are trailers-only
+    /// (the status in the head, which ends the stream), as Envoy sends them; HTTP/1 adds
+    /// `content-length: 0`.
     func parts(grpc: Bool, http2: Bool = false, serverName: String?, allocator: ByteBufferAllocator, headRequest: Bool = false)
         -> (head: HTTPResponseHead, body: ByteBuffer?, trailers: HTTPHeaders?)
     {
@@ -51,15 +51,10 @@ struct LocalReply: Sendable {
         headers.replaceOrAdd(name: "date", value: HTTPDate.now())
         if grpc {
             headers.replaceOrAdd(name: "content-type", value: "application/grpc")
-            var trailers = HTTPHeaders()
-            trailers.add(name: "grpc-status", value: String(grpcStatusOverride ?? Self.grpcStatus(forHTTPStatus: status)))
-            if !body.isEmpty { trailers.add(name: "grpc-message", value: Self.percentEncodedGRPCMessage(body)) }
-            if !http2 {
-                headers.add(contentsOf: trailers)
-                headers.replaceOrAdd(name: "content-length", value: "0")
-                return (HTTPResponseHead(version: .http1_1, status: .ok, headers: headers), nil, nil)
-            }
-            return (HTTPResponseHead(version: .http1_1, status: .ok, headers: headers), nil, trailers)
+            headers.add(name: "grpc-status", value: String(grpcStatusOverride ?? Self.grpcStatus(forHTTPStatus: status)))
+            if !body.isEmpty { headers.add(name: "grpc-message", value: Self.percentEncodedGRPCMessage(body)) }
+            if !http2 { headers.replaceOrAdd(name: "content-length", value: "0") }
+            return (HTTPResponseHead(version: .http1_1, status: .ok, headers: headers), nil, nil)
         }
         if body.isEmpty {
             if !bareStatus || !headers.contains(name: "content-length") { headers.replaceOrAdd(name: "content-length", value: "0") }
