@@ -78,6 +78,13 @@ import Testing
         """
     }
 
+    /// `VmHWM` of a process: the most it was ever resident, in KiB.
+    static func peakResidentKiB(_ pid: Int32) throws -> Int {
+        let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+        let line = try #require(status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") })
+        return try #require(Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]))
+    }
+
     @Test func grpcCallsOfEveryShapeWorkThroughTheProxy() throws {
         try withTopology("http-grpc") { topology in
             let app = try topology.addHost("app")
@@ -127,14 +134,22 @@ import Testing
             #expect(ws.trimmingCharacters(in: .whitespacesAndNewlines) == "ok", "\(ws)")
 
             // 32 MiB each way, the server reading the upload slowly and the client the download.
+            // The proxy holds back reading from the fast side, so its peak memory grows by far
+            // less than the body (it would grow by about all of it if it buffered).
+            let proxyPID = try #require(sluice.proxy?.pid)
+            let peakBefore = try Self.peakResidentKiB(proxyPID)
             let upload = try topology.exec(app.namespace, [
                 "python3", Self.httpkit, "upload", "--url", "\(base)/sink/slow", "--size", "\(32 << 20)",
             ], timeout: 120)
             #expect(upload.trimmingCharacters(in: .whitespacesAndNewlines) == "ok", "\(upload)")
+            let peakAfterUpload = try Self.peakResidentKiB(proxyPID)
+            #expect(peakAfterUpload - peakBefore < 16 << 10, "peak RSS grew \(peakAfterUpload - peakBefore) KiB during the upload")
             let download = try topology.exec(app.namespace, [
                 "python3", Self.httpkit, "download", "--url", "\(base)/bytes/\(32 << 20)", "--size", "\(32 << 20)", "--slow",
             ], timeout: 120)
             #expect(download.trimmingCharacters(in: .whitespacesAndNewlines) == "ok", "\(download)")
+            let peakAfterDownload = try Self.peakResidentKiB(proxyPID)
+            #expect(peakAfterDownload - peakAfterUpload < 16 << 10, "peak RSS grew \(peakAfterDownload - peakAfterUpload) KiB during the download")
             // HTTP/2 large bodies, curl with prior knowledge.
             let h2upload = try topology.exec(app.namespace, [
                 "sh", "-c", "head -c \(16 << 20) /dev/zero | curl -sS --http2-prior-knowledge --data-binary @- \(base)/sink",

@@ -109,7 +109,6 @@ final class HTTPUpstreamHostPool {
         cluster.stats.upstreamConnectionsTotal.increment()
         cluster.stats.upstreamConnectionsActive.increment()
         (upstreamProtocol == .http2 ? stats.http2ConnectionsTotal : stats.http1ConnectionsTotal).increment()
-        let hostDescription = host.address.description
         let upstreamProtocol = self.upstreamProtocol
         let maxExchanges = cluster.config.upstreamHTTP.maxRequestsPerConnection
         socketFactory.connect(
@@ -118,7 +117,7 @@ final class HTTPUpstreamHostPool {
             bufferLimit: cluster.config.perConnectionBufferLimitBytes
         ) {
             upstreamProtocol == .http1
-                ? UpstreamHTTP1Connection(hostDescription: hostDescription, maxExchanges: maxExchanges) as any ChannelHandler
+                ? UpstreamHTTP1Connection(maxExchanges: maxExchanges) as any ChannelHandler
                 : PassThroughHandler()
         }.assumeIsolated().whenComplete { result in
             self.connecting -= 1
@@ -156,7 +155,7 @@ final class HTTPUpstreamHostPool {
                 release(connection)
             case .http2:
                 let connection = try UpstreamHTTP2Connection.configure(
-                    channel, settings: http2Settings, hostDescription: host.address.description)
+                    channel, settings: http2Settings)
                 connection.onUnusable = { [weak self] (connection: UpstreamHTTP2Connection) in
                     guard let self, self.http2 === connection else { return }
                     self.http2 = nil

@@ -3,17 +3,17 @@ import NIOHTTP1
 
 /// One HTTP/1.1 upstream connection: carries one exchange at a time and goes back to its pool
 /// when both the request and a reusable response are complete.
-final class UpstreamHTTP1Connection: ChannelDuplexHandler, RemovableChannelHandler, UpstreamRequestSink {
+final class UpstreamHTTP1Connection: UpstreamExchangeHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPClientResponsePart
     typealias OutboundIn = Never
     typealias OutboundOut = HTTPClientRequestPart
 
-    private var context: ChannelHandlerContext?
-    private weak var receiver: (any UpstreamResponseReceiver)?
+    private(set) var context: ChannelHandlerContext?
+    private(set) weak var receiver: (any UpstreamResponseReceiver)?
     private var requestComplete = false
     private var responseComplete = false
     private var reusable = true
-    private var pendingRead = false
+    var pendingRead = false
     private var closed = false
     /// A 1xx response other than 101 is in progress: its end is not the exchange's.
     private var informational = false
@@ -22,7 +22,6 @@ final class UpstreamHTTP1Connection: ChannelDuplexHandler, RemovableChannelHandl
     /// Called when the connection can carry another exchange, or closed.
     var onIdle: ((UpstreamHTTP1Connection) -> Void)?
     var onClose: ((UpstreamHTTP1Connection) -> Void)?
-    let hostDescription: String
     private(set) var exchanges = 0
     /// When the connection last went back to its pool, and whether the pool's idle check is armed.
     var idleSince = NIODeadline.now()
@@ -31,8 +30,7 @@ final class UpstreamHTTP1Connection: ChannelDuplexHandler, RemovableChannelHandl
     /// `max_requests_per_connection` of the cluster's protocol options; nil is unlimited.
     private let maxExchanges: Int?
 
-    init(hostDescription: String, maxExchanges: Int? = nil) {
-        self.hostDescription = hostDescription
+    init(maxExchanges: Int? = nil) {
         self.maxExchanges = maxExchanges
     }
 
@@ -61,9 +59,6 @@ final class UpstreamHTTP1Connection: ChannelDuplexHandler, RemovableChannelHandl
         context?.write(wrapOutboundOut(.head(head)), promise: nil)
     }
 
-    func writeBody(_ body: ByteBuffer) {
-        context?.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-    }
 
     func writeEnd(_ trailers: HTTPHeaders?) {
         requestComplete = true
@@ -71,13 +66,7 @@ final class UpstreamHTTP1Connection: ChannelDuplexHandler, RemovableChannelHandl
         finishIfDone()
     }
 
-    var isWritable: Bool { context?.channel.isWritable ?? false }
 
-    func resumeReading() {
-        guard pendingRead, let context else { return }
-        pendingRead = false
-        context.read()
-    }
 
     /// After a `101 Switching Protocols`: stops speaking HTTP on this connection (never reused)
     /// and joins it to `tunnel`; bytes that followed the response head are passed on.
@@ -134,18 +123,7 @@ final class UpstreamHTTP1Connection: ChannelDuplexHandler, RemovableChannelHandl
         }
     }
 
-    func read(context: ChannelHandlerContext) {
-        if let receiver, !receiver.downstreamWritable {
-            pendingRead = true
-            return
-        }
-        context.read()
-    }
 
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        receiver?.upstreamWritabilityChanged(context.channel.isWritable)
-        context.fireChannelWritabilityChanged()
-    }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         // The upstream closed its side: HTTP/1.1 has no use for the other half.

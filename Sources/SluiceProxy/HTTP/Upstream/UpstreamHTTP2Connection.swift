@@ -11,20 +11,18 @@ final class UpstreamHTTP2Connection {
     private(set) var draining = false
     private(set) var activeStreams = 0
     private var closesWhenIdle = false
-    let hostDescription: String
     var onUnusable: ((UpstreamHTTP2Connection) -> Void)?
 
-    init(channel: any Channel, multiplexer: NIOHTTP2Handler.StreamMultiplexer, hostDescription: String) {
+    init(channel: any Channel, multiplexer: NIOHTTP2Handler.StreamMultiplexer) {
         self.channel = channel
         self.multiplexer = multiplexer
-        self.hostDescription = hostDescription
     }
 
     var isUsable: Bool { !draining && channel.isActive }
 
     /// Configures `channel` for HTTP/2 with prior knowledge and returns the connection.
     static func configure(
-        _ channel: any Channel, settings: HTTP2ProtocolOptions, hostDescription: String
+        _ channel: any Channel, settings: HTTP2ProtocolOptions
     ) throws -> UpstreamHTTP2Connection {
         try channel.syncOptions?.setOption(.autoRead, value: true)
         try channel.pipeline.syncOperations.addHandler(FlushCoalescingHandler())
@@ -41,7 +39,7 @@ final class UpstreamHTTP2Connection {
             // Servers do not open streams toward the proxy (no push).
             stream.close()
         }
-        let connection = UpstreamHTTP2Connection(channel: channel, multiplexer: multiplexer, hostDescription: hostDescription)
+        let connection = UpstreamHTTP2Connection(channel: channel, multiplexer: multiplexer)
         try channel.pipeline.syncOperations.addHandler(GoAwayWatcher(connection: connection))
         channel.closeFuture.assumeIsolated().whenComplete { _ in connection.markUnusable() }
         return connection
@@ -69,8 +67,7 @@ final class UpstreamHTTP2Connection {
     func openStream(for receiver: any UpstreamResponseReceiver) -> EventLoopFuture<any UpstreamRequestSink> {
         activeStreams += 1
         let promise = channel.eventLoop.makePromise(of: (any Channel).self)
-        let host = hostDescription
-        let stream = UpstreamHTTP2Stream(receiver: receiver, hostDescription: host)
+        let stream = UpstreamHTTP2Stream(receiver: receiver)
         let loopBoundStream = NIOLoopBound(stream, eventLoop: channel.eventLoop)
         multiplexer.createStreamChannel(promise: promise) { streamChannel in
             streamChannel.eventLoop.makeCompletedFuture {
@@ -104,20 +101,18 @@ private final class GoAwayWatcher: ChannelInboundHandler {
 }
 
 /// One exchange over an HTTP/2 stream.
-final class UpstreamHTTP2Stream: ChannelDuplexHandler, UpstreamRequestSink {
+final class UpstreamHTTP2Stream: UpstreamExchangeHandler {
     typealias InboundIn = HTTPClientResponsePart
     typealias OutboundIn = Never
     typealias OutboundOut = HTTPClientRequestPart
 
-    private var context: ChannelHandlerContext?
-    private weak var receiver: (any UpstreamResponseReceiver)?
+    private(set) var context: ChannelHandlerContext?
+    private(set) weak var receiver: (any UpstreamResponseReceiver)?
     private var responseComplete = false
-    private var pendingRead = false
-    let hostDescription: String
+    var pendingRead = false
 
-    init(receiver: any UpstreamResponseReceiver, hostDescription: String) {
+    init(receiver: any UpstreamResponseReceiver) {
         self.receiver = receiver
-        self.hostDescription = hostDescription
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -128,21 +123,12 @@ final class UpstreamHTTP2Stream: ChannelDuplexHandler, UpstreamRequestSink {
         context?.write(wrapOutboundOut(.head(head)), promise: nil)
     }
 
-    func writeBody(_ body: ByteBuffer) {
-        context?.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-    }
 
     func writeEnd(_ trailers: HTTPHeaders?) {
         context?.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
     }
 
-    var isWritable: Bool { context?.channel.isWritable ?? false }
 
-    func resumeReading() {
-        guard pendingRead, let context else { return }
-        pendingRead = false
-        context.read()
-    }
 
     func reset() {
         receiver = nil
@@ -167,18 +153,7 @@ final class UpstreamHTTP2Stream: ChannelDuplexHandler, UpstreamRequestSink {
         }
     }
 
-    func read(context: ChannelHandlerContext) {
-        if let receiver, !receiver.downstreamWritable {
-            pendingRead = true
-            return
-        }
-        context.read()
-    }
 
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        receiver?.upstreamWritabilityChanged(context.channel.isWritable)
-        context.fireChannelWritabilityChanged()
-    }
 
     func channelInactive(context: ChannelHandlerContext) {
         let current = receiver
