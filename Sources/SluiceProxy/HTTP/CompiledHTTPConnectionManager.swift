@@ -1,4 +1,3 @@
-import Logging
 import NIOConcurrencyHelpers
 import NIOHTTP1
 import SluiceModel
@@ -18,7 +17,7 @@ final class CompiledHTTPConnectionManager: Sendable {
     private let store: StatsStore
     private let routeRateLimiters = NIOLockedValueBox<[LocalRateLimitConfig: LocalRateLimitFilter]>([:])
 
-    init(config: HTTPConnectionManagerConfig, store: StatsStore, runtime: HTTPRuntime, logger: Logger) throws {
+    init(config: HTTPConnectionManagerConfig, store: StatsStore, runtime: HTTPRuntime) throws {
         self.config = config
         self.stats = HTTPConnectionManagerStats(prefix: config.statPrefix, store: store)
         self.runtime = runtime

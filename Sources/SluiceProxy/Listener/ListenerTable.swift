@@ -46,7 +46,7 @@ final class CompiledListener: Sendable {
                         listenerName: config.name, config: proxy, stats: TCPProxyStats(prefix: proxy.statPrefix, store: store)))
                 case .httpConnectionManager(let manager):
                     do {
-                        return .http(try CompiledHTTPConnectionManager(config: manager, store: store, runtime: http, logger: logger))
+                        return .http(try CompiledHTTPConnectionManager(config: manager, store: store, runtime: http))
                     } catch {
                         logger.error("listener \(config.name): \(error)")
                         return .invalid("\(error)")
