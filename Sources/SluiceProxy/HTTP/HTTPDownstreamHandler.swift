@@ -50,15 +50,15 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var context: ChannelHandlerContext?
     private var stream: HTTPStream?
     private var pendingRead = false
-    /// HTTP/1: the connection closes after the current response.
+    /// The connection closes after the current response.
     private var closeAfterResponse = false
     private var responseHeadSent = false
     /// The response head under way said `Connection: close`: close once it ended.
     private var responseSaysClose = false
     private var flushScheduled = false
-    /// HTTP/1: the current request's end arrived; parts after it belong to the next request.
+    /// The current request's end arrived; parts after it belong to the next request.
     private var requestEnded = true
-    /// HTTP/1 pipelining: parts of requests that arrived while a response was under way, played
+    /// Pipelining: parts of requests that arrived while a response was under way, played
     /// once it ended. Reading pauses meanwhile, so this holds at most one read's worth.
     private var pipelined = CircularBuffer<HTTPServerRequestPart>()
     /// The parser failed behind requests still being answered: 400 once they are.
@@ -254,6 +254,7 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler
         stream = nil
         if responseSaysClose {
             pipelined.removeAll()
+            protocolErrorPending = false
             context.writeAndFlush(wrapOutboundOut(.end(trailers))).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
             }
