@@ -21,6 +21,13 @@ import Testing
                 upstreamHTTP: UpstreamHTTPOptions(protocolChoice: http2 ? .http2 : .http1))])
     }
 
+    /// A proxy forwarding to `upstream`, and its listening port.
+    private static func startProxy(upstream: Int, http2: Bool) async throws -> (ProxyServer, Int) {
+        let server = ProxyServer(configuration: configuration(upstreamPort: upstream, http2: http2), placement: .proxyNamespace)
+        try await server.start()
+        return (server, Int(server.hostListenerAddresses[0].addresses[0].port))
+    }
+
     /// Waits up to two seconds for `condition`.
     private func eventually(_ condition: () async throws -> Bool) async throws -> Bool {
         for _ in 0..<40 {
@@ -35,9 +42,7 @@ import Testing
         let first = try HTTPTestUpstream(name: "first", http2: http2)
         let second = try HTTPTestUpstream(name: "second", http2: http2)
         defer { first.stop(); second.stop() }
-        let server = ProxyServer(configuration: Self.configuration(upstreamPort: first.port, http2: http2), placement: .proxyNamespace)
-        try await server.start()
-        let port = Int(server.hostListenerAddresses[0].addresses[0].port)
+        let (server, port) = try await Self.startProxy(upstream: first.port, http2: http2)
 
         let before = try await Task.detached { try HTTPTestClient(port: port).request("/") }.value
         #expect(before.header("x-upstream") == "first")
@@ -60,9 +65,7 @@ import Testing
         let first = try HTTPTestUpstream(name: "first", http2: http2)
         let second = try HTTPTestUpstream(name: "second", http2: http2)
         defer { first.stop(); second.stop() }
-        let server = ProxyServer(configuration: Self.configuration(upstreamPort: first.port, http2: http2), placement: .proxyNamespace)
-        try await server.start()
-        let port = Int(server.hostListenerAddresses[0].addresses[0].port)
+        let (server, port) = try await Self.startProxy(upstream: first.port, http2: http2)
 
         let slow = Task.detached { try HTTPTestClient(port: port).request("/delay/400") }
         #expect(try await eventually { stat(server, "cluster.a.upstream_rq_active") == 1 })

@@ -25,12 +25,16 @@ extension StringProtocol {
     func containsASCIICaseInsensitive(_ needle: StaticString) -> Bool {
         let count = needle.utf8CodeUnitCount
         guard count > 0 else { return true }
-        let bytes = Array(utf8)
-        guard bytes.count >= count else { return false }
-        for start in 0...(bytes.count - count) {
+        var start = utf8.startIndex
+        while start != utf8.endIndex {
+            var index = start
             var offset = 0
-            while offset < count, Self.lowercased(bytes[start + offset]) == needle.utf8Start[offset] { offset += 1 }
+            while offset < count, index != utf8.endIndex, Self.lowercased(utf8[index]) == needle.utf8Start[offset] {
+                offset += 1
+                index = utf8.index(after: index)
+            }
             if offset == count { return true }
+            start = utf8.index(after: start)
         }
         return false
     }

@@ -7,17 +7,17 @@ import NIOHTTP2
 /// `HTTPStream`, and its response goes out as frames. A response's head and last body part are
 /// held until the end of the event-loop turn, so a response that ends within it goes out with
 /// END_STREAM on its last frame instead of an extra empty DATA frame.
-final class HTTP2DownstreamStreamHandler: ChannelDuplexHandler, DownstreamResponseWriter {
+final class HTTP2DownstreamStreamHandler: ChannelDuplexHandler, DownstreamStreamHandler {
     typealias InboundIn = HTTP2Frame.FramePayload
     typealias OutboundIn = HTTP2Frame.FramePayload
     typealias OutboundOut = HTTP2Frame.FramePayload
 
     private let manager: CompiledHTTPConnectionManager
     private let connection: HTTPDownstreamConnection
-    private var context: ChannelHandlerContext?
-    private var stream: HTTPStream?
+    private(set) var context: ChannelHandlerContext?
+    var stream: HTTPStream?
     private var receivedHead = false
-    private var pendingRead = false
+    var pendingRead = false
     private var heldHead: HPACKHeaders?
     private var heldBody: ByteBuffer?
     private var flushScheduled = false
@@ -97,23 +97,14 @@ final class HTTP2DownstreamStreamHandler: ChannelDuplexHandler, DownstreamRespon
     }
 
     func read(context: ChannelHandlerContext) {
-        if let stream, !stream.finished, !stream.upstreamAcceptsBody {
+        if upstreamHoldsReading {
             pendingRead = true
             return
         }
         context.read()
     }
 
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        stream?.downstreamWritabilityChanged(context.channel.isWritable)
-        context.fireChannelWritabilityChanged()
-    }
 
-    func channelInactive(context: ChannelHandlerContext) {
-        stream?.downstreamReset()
-        stream = nil
-        context.fireChannelInactive()
-    }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         context.close(promise: nil)
@@ -214,13 +205,7 @@ final class HTTP2DownstreamStreamHandler: ChannelDuplexHandler, DownstreamRespon
         context?.close(promise: nil)
     }
 
-    var downstreamIsWritable: Bool { context?.channel.isWritable ?? false }
 
-    func resumeRequestReading() {
-        guard pendingRead, let context else { return }
-        pendingRead = false
-        context.read()
-    }
 
     func becomeTunnel(_ tunnel: UpgradeTunnelHandler) -> Bool { false }
 }

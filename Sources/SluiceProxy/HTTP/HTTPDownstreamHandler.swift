@@ -40,16 +40,16 @@ final class HTTPDownstreamConnection {
 
 /// Turns the decoded requests of an HTTP/1 connection into streams, one after another, and
 /// writes their responses back (HTTP/2 streams: `HTTP2DownstreamStreamHandler`).
-final class HTTPDownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, DownstreamResponseWriter {
+final class HTTPDownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, DownstreamStreamHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
     private let manager: CompiledHTTPConnectionManager
     private let connection: HTTPDownstreamConnection
-    private var context: ChannelHandlerContext?
-    private var stream: HTTPStream?
-    private var pendingRead = false
+    private(set) var context: ChannelHandlerContext?
+    var stream: HTTPStream?
+    var pendingRead = false
     /// The connection closes after the current response.
     private var closeAfterResponse = false
     private var responseHeadSent = false
@@ -146,21 +146,13 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     func read(context: ChannelHandlerContext) {
-        if !pipelined.isEmpty {
-            pendingRead = true
-            return
-        }
-        if let stream, !stream.finished, !stream.upstreamAcceptsBody {
+        if !pipelined.isEmpty || upstreamHoldsReading {
             pendingRead = true
             return
         }
         context.read()
     }
 
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        stream?.downstreamWritabilityChanged(context.channel.isWritable)
-        context.fireChannelWritabilityChanged()
-    }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is HTTPDrainEvent {
@@ -183,11 +175,6 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
-        stream?.downstreamReset()
-        stream = nil
-        context.fireChannelInactive()
-    }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         guard error is HTTPParserError else {
@@ -276,7 +263,6 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler
         context?.close(promise: nil)
     }
 
-    var downstreamIsWritable: Bool { context?.channel.isWritable ?? false }
 
     func becomeTunnel(_ tunnel: UpgradeTunnelHandler) -> Bool {
         guard let context else { return false }
@@ -295,9 +281,4 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler
         return true
     }
 
-    func resumeRequestReading() {
-        guard pendingRead, let context else { return }
-        pendingRead = false
-        context.read()
-    }
 }

@@ -662,8 +662,9 @@ final class HTTPStream: UpstreamResponseReceiver {
         if let via = manager.config.via { response.headers.add(name: "via", value: via) }
         filterState.addResponseHeaders(to: &response.headers)
         if isGRPC, connection.isHTTP2, response.headers.contains(name: "grpc-status") {
-            // A trailers-only answer: the HTTP/2 codec cannot end a stream on its head, so the
-            // status goes out as trailers (what gRPC clients read it from otherwise).
+            // A trailers-only answer: its end may come with a later read, after the head went
+            // out without END_STREAM, so the status goes out as trailers (what gRPC clients read
+            // it from otherwise).
             for name in ["grpc-status", "grpc-message", "grpc-status-details-bin"] {
                 for value in response.headers[name] { trailersOnlyStatus.add(name: name, value: value) }
                 response.headers.remove(name: name)
