@@ -150,11 +150,20 @@ import Testing
             #expect(download.trimmingCharacters(in: .whitespacesAndNewlines) == "ok", "\(download)")
             let peakAfterDownload = try Self.peakResidentKiB(proxyPID)
             #expect(peakAfterDownload - peakAfterUpload < 16 << 10, "peak RSS grew \(peakAfterDownload - peakAfterUpload) KiB during the download")
-            // HTTP/2 large bodies, curl with prior knowledge.
+            // HTTP/2 large bodies, curl with prior knowledge; the upload waits on a slow server.
             let h2upload = try topology.exec(app.namespace, [
-                "sh", "-c", "head -c \(16 << 20) /dev/zero | curl -sS --http2-prior-knowledge --data-binary @- \(base)/sink",
+                "sh", "-c", "head -c \(16 << 20) /dev/zero | curl -sS --http2-prior-knowledge --data-binary @- \(base)/sink/slow",
             ], timeout: 120)
             #expect(h2upload.hasPrefix("\(16 << 20) "), "\(h2upload)")
+            // An HTTP/2 stream read slowly holds back the upstream as an HTTP/1 connection does.
+            let peakBeforeH2Download = try Self.peakResidentKiB(proxyPID)
+            let h2download = try topology.exec(app.namespace, [
+                "curl", "-sS", "--http2-prior-knowledge", "--limit-rate", "8M", "-o", "/dev/null", "-w", "%{size_download}",
+                "\(base)/bytes/\(32 << 20)",
+            ], timeout: 120)
+            #expect(h2download == "\(32 << 20)", "\(h2download)")
+            let peakAfterH2Download = try Self.peakResidentKiB(proxyPID)
+            #expect(peakAfterH2Download - peakBeforeH2Download < 16 << 10, "peak RSS grew \(peakAfterH2Download - peakBeforeH2Download) KiB during the HTTP/2 download")
             #expect(try sluice.stat("http.outbound_8081.downstream_cx_http2_total") >= 5)
             #expect(try sluice.stat("http.outbound_8081.downstream_cx_http1_total") >= 3)
         }

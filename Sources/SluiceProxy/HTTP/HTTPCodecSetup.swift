@@ -51,26 +51,23 @@ enum HTTPCodecSetup {
             stats.downstreamConnectionsHTTP2Active.decrement()
         }
         let settings = manager.config.http2
+        let streamWindow = min(settings.initialStreamWindowSize, (1 << 31) - 1)
         var connectionConfiguration = NIOHTTP2Handler.ConnectionConfiguration()
+        // Request blocks are checked where they become request heads (HTTP2HeaderMapping),
+        // in the same pass; the proxy's own response blocks need no checking.
+        connectionConfiguration.headerBlockValidation = .disabled
         connectionConfiguration.initialSettings = [
             HTTP2Setting(parameter: .maxConcurrentStreams, value: min(settings.maxConcurrentStreams, (1 << 31) - 1)),
-            HTTP2Setting(parameter: .initialWindowSize, value: min(settings.initialStreamWindowSize, (1 << 31) - 1)),
+            HTTP2Setting(parameter: .initialWindowSize, value: streamWindow),
             HTTP2Setting(parameter: .maxHeaderListSize, value: manager.config.maxRequestHeadersKB * 1024),
         ]
-        var streamConfiguration = NIOHTTP2Handler.StreamConfiguration()
-        streamConfiguration.targetWindowSize = min(settings.initialStreamWindowSize, (1 << 31) - 1)
-        try channel.pipeline.syncOperations.addHandler(FlushCoalescingHandler())
-        let boundConnection = NIOLoopBound(connection, eventLoop: channel.eventLoop)
-        _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
-            mode: .server, connectionConfiguration: connectionConfiguration, streamConfiguration: streamConfiguration
-        ) { stream in
-            stream.eventLoop.makeCompletedFuture {
-                try stream.pipeline.syncOperations.addHandler(
-                    HTTP2DownstreamStreamHandler(manager: manager, connection: boundConnection.value))
-            }
-        }
-        try channel.pipeline.syncOperations.addHandler(
-            HTTP2DrainHandler(runtime: manager.runtime, drainTimeout: manager.config.drainTimeout))
+        let sync = channel.pipeline.syncOperations
+        try sync.addHandler(FlushCoalescingHandler())
+        try sync.addHandler(NIOHTTP2Handler(mode: .server, connectionConfiguration: connectionConfiguration))
+        try sync.addHandler(HTTP2DrainHandler(runtime: manager.runtime, drainTimeout: manager.config.drainTimeout))
+        try sync.addHandler(HTTP2DownstreamConnectionHandler(
+            manager: manager, connection: connection,
+            connectionWindowTarget: connectionConfiguration.targetWindowSize, streamWindowTarget: streamWindow))
     }
 }
 

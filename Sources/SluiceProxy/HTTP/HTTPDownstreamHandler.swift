@@ -39,17 +39,19 @@ final class HTTPDownstreamConnection {
 }
 
 /// Turns the decoded requests of an HTTP/1 connection into streams, one after another, and
-/// writes their responses back (HTTP/2 streams: `HTTP2DownstreamStreamHandler`).
-final class HTTPDownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, DownstreamStreamHandler {
+/// writes their responses back (HTTP/2 streams: `HTTP2DownstreamStream`). Request reading waits
+/// while the upstream cannot take more body, and response writability is the connection's.
+final class HTTPDownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, DownstreamResponseWriter {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
     private let manager: CompiledHTTPConnectionManager
     private let connection: HTTPDownstreamConnection
-    private(set) var context: ChannelHandlerContext?
-    var stream: HTTPStream?
-    var pendingRead = false
+    private var context: ChannelHandlerContext?
+    private var stream: HTTPStream?
+    /// A read held back while the upstream could not take more request body.
+    private var pendingRead = false
     /// The connection closes after the current response.
     private var closeAfterResponse = false
     private var responseHeadSent = false
@@ -67,6 +69,31 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler
     init(manager: CompiledHTTPConnectionManager, connection: HTTPDownstreamConnection) {
         self.manager = manager
         self.connection = connection
+    }
+
+    /// Whether the current stream's upstream cannot take more request body now.
+    private var upstreamHoldsReading: Bool {
+        guard let stream else { return false }
+        return !stream.finished && !stream.upstreamAcceptsBody
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        stream?.downstreamWritabilityChanged(context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        stream?.downstreamReset()
+        stream = nil
+        context.fireChannelInactive()
+    }
+
+    var downstreamIsWritable: Bool { context?.channel.isWritable ?? false }
+
+    func resumeRequestReading() {
+        guard pendingRead, let context else { return }
+        pendingRead = false
+        context.read()
     }
 
     func handlerAdded(context: ChannelHandlerContext) {

@@ -62,8 +62,23 @@ final class UpstreamHTTP1Connection: UpstreamExchangeHandler, RemovableChannelHa
 
     func writeEnd(_ trailers: HTTPHeaders?) {
         requestComplete = true
-        context?.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+        guard let context else { return }
+        context.write(wrapOutboundOut(.end(trailers)), promise: nil)
+        scheduleFlush(context)
         finishIfDone()
+    }
+
+    private var flushScheduled = false
+
+    /// The requests one downstream read produced go out together at the end of the event-loop
+    /// turn: written one by one between the parsing of the next, each woke the upstream anew.
+    private func scheduleFlush(_ context: ChannelHandlerContext) {
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        context.eventLoop.assumeIsolated().execute {
+            self.flushScheduled = false
+            context.flush()
+        }
     }
 
 
