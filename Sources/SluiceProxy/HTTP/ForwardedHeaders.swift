@@ -28,6 +28,8 @@ struct ForwardedHeaders {
             present.insert(kind)
             switch kind {
             case .connection:
+                // What nearly every HTTP/1 peer sends, without splitting it into tokens.
+                if value.equalsASCIICaseInsensitive("keep-alive") || value.equalsASCIICaseInsensitive("close") { continue }
                 for token in value.split(separator: ",") {
                     let token = token.trimmingASCIISpaces()
                     if token.isEmpty || token.equalsASCIICaseInsensitive("close") || token.equalsASCIICaseInsensitive("keep-alive") {
@@ -85,12 +87,20 @@ struct ForwardedHeaders {
     }
 
     /// Applies the connection manager's processing to `request` (its headers and `remote`).
+    /// An HTTP/2 request's header block was checked for hop-by-hop headers
+    /// (`HTTP2HeaderMapping`): only `te: trailers` can be there, and it moves to the end as
+    /// `removeHopByHop` would move it.
     static func apply(
         to request: inout HTTPRequestContext, config: HTTPConnectionManagerConfig, internalOnly: [String],
-        random: inout FastRandom
+        isHTTP2: Bool, random: inout FastRandom
     ) {
         var headers = request.headers
-        removeHopByHop(&headers)
+        if !isHTTP2 {
+            removeHopByHop(&headers)
+        } else if headers.contains(name: "te") {
+            headers.remove(name: "te")
+            headers.add(name: "te", value: "trailers")
+        }
         let directAddress = request.directRemote.address.unmappingIPv4
         var isInternalRequest: Bool
         if config.useRemoteAddress {

@@ -5,7 +5,9 @@ import NIOHTTP2
 /// NIO's HTTP/2 handler hands over frames, and each stream is an `HTTP2DownstreamStream`
 /// rather than a child channel: a channel, a pipeline and a handler per request cost more than
 /// the request's own work. What NIO's multiplexer would keep per stream, window updates and
-/// writability, is kept here.
+/// writability, is kept here. When the proxy drains, the connection sends GOAWAY so that
+/// clients open new streams elsewhere, and closes once the last stream ended (or after twice
+/// the drain timeout).
 final class HTTP2DownstreamConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = HTTP2Frame
     typealias OutboundOut = HTTP2Frame
@@ -18,6 +20,10 @@ final class HTTP2DownstreamConnectionHandler: ChannelInboundHandler {
     private var context: ChannelHandlerContext?
     /// Streams holding a response part until the end of the event-loop turn.
     private var holding: [HTTP2DownstreamStream] = []
+    /// Streams NIO counts as open (including ones this side reset), for draining.
+    private var openStreams = 0
+    private var lastStreamID = HTTP2StreamID(0)
+    private var draining = false
 
     init(manager: CompiledHTTPConnectionManager, connection: HTTPDownstreamConnection, connectionWindowTarget: Int, streamWindowTarget: Int) {
         self.manager = manager
@@ -60,8 +66,8 @@ final class HTTP2DownstreamConnectionHandler: ChannelInboundHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        switch event {
-        case let window as NIOHTTP2WindowUpdatedEvent:
+        // Most frequent first: window changes come with every DATA frame either way.
+        if let window = event as? NIOHTTP2WindowUpdatedEvent {
             if let size = window.inboundWindowSize {
                 if window.streamID == .rootStream {
                     sendWindowUpdate(.rootStream, connectionWindow.reported(size))
@@ -69,12 +75,38 @@ final class HTTP2DownstreamConnectionHandler: ChannelInboundHandler {
                     sendWindowUpdate(window.streamID, stream.window.reported(size))
                 }
             }
-        case let closed as StreamClosedEvent:
+        } else if let created = event as? NIOHTTP2StreamCreatedEvent {
+            openStreams += 1
+            lastStreamID = max(lastStreamID, created.streamID)
+        } else if let closed = event as? StreamClosedEvent {
+            openStreams -= 1
             streams.removeValue(forKey: closed.streamID)?.closed()
-        default:
-            break
+            if draining, openStreams == 0 { finishDraining(context: context) }
+        } else if event is HTTPDrainEvent {
+            startDraining(context: context)
         }
         context.fireUserInboundEventTriggered(event)
+    }
+
+    private func startDraining(context: ChannelHandlerContext) {
+        guard !draining else { return }
+        draining = true
+        let frame = HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: .maxID, errorCode: .noError, opaqueData: nil))
+        context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
+        let loop = context.eventLoop.assumeIsolated()
+        if openStreams == 0 {
+            // Streams the client opened before it saw GOAWAY still arrive within one round trip.
+            loop.scheduleTask(in: .milliseconds(500)) {
+                if self.openStreams == 0 { self.finishDraining(context: context) }
+            }
+        }
+        loop.scheduleTask(in: TimeAmount(manager.config.drainTimeout * 2)) { self.finishDraining(context: context) }
+    }
+
+    private func finishDraining(context: ChannelHandlerContext) {
+        guard context.channel.isActive else { return }
+        let frame = HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: lastStreamID, errorCode: .noError, opaqueData: nil))
+        context.writeAndFlush(wrapOutboundOut(frame)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {

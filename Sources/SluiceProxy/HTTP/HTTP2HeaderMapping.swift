@@ -93,15 +93,32 @@ enum HTTP2HeaderMapping {
         var block = HPACKHeaders()
         block.reserveCapacity(headers.count + 1)
         if let status { block.add(name: ":status", value: String(status)) }
-        let named = headers.contains(name: "connection") ? headers[canonicalForm: "connection"].map { $0.lowercased() } : []
+        var named: [String] = []
         for (name, value) in headers {
             let lower = name.utf8.contains(where: { $0 >= 0x41 && $0 <= 0x5A }) ? name.lowercased() : name
-            switch lower {
-            case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade": continue
-            default: if !named.isEmpty, named.contains(lower) { continue }
+            if isConnectionSpecific(lower) {
+                if lower == "connection" {
+                    named += value.split(separator: ",").map { $0.trimmingASCIISpaces().lowercased() }
+                }
+                continue
             }
             block.add(name: lower, value: value)
         }
+        // Rare: a forwarded response lost its `connection` field with the hop-by-hop ones.
+        if !named.isEmpty {
+            block = HPACKHeaders(block.filter { !named.contains($0.name) }.map { ($0.name, $0.value) })
+        }
         return block
+    }
+
+    /// The fields RFC 9113 § 8.2.2 names as connection-specific, by lowercase name.
+    private static func isConnectionSpecific(_ lower: String) -> Bool {
+        switch lower.utf8.count {
+        case 7: lower == "upgrade"
+        case 10: lower == "connection" || lower == "keep-alive"
+        case 16: lower == "proxy-connection"
+        case 17: lower == "transfer-encoding"
+        default: false
+        }
     }
 }

@@ -64,7 +64,6 @@ enum HTTPCodecSetup {
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(FlushCoalescingHandler())
         try sync.addHandler(NIOHTTP2Handler(mode: .server, connectionConfiguration: connectionConfiguration))
-        try sync.addHandler(HTTP2DrainHandler(runtime: manager.runtime, drainTimeout: manager.config.drainTimeout))
         try sync.addHandler(HTTP2DownstreamConnectionHandler(
             manager: manager, connection: connection,
             connectionWindowTarget: connectionConfiguration.targetWindowSize, streamWindowTarget: streamWindow))
@@ -115,56 +114,6 @@ final class HTTPProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler 
         } catch {
             context.close(promise: nil)
         }
-    }
-}
-
-/// Sends GOAWAY on an HTTP/2 connection once the proxy drains, so clients open new streams on
-/// new connections while streams in flight finish; closes the connection when the last
-/// stream ended (or after twice the drain timeout).
-final class HTTP2DrainHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTP2Frame
-    private let runtime: HTTPRuntime
-    private let drainTimeout: Duration
-    private var openStreams = 0
-    private var lastStreamID = HTTP2StreamID(0)
-    private var draining = false
-
-    init(runtime: HTTPRuntime, drainTimeout: Duration) {
-        self.runtime = runtime
-        self.drainTimeout = drainTimeout
-    }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let created = event as? NIOHTTP2StreamCreatedEvent {
-            openStreams += 1
-            lastStreamID = max(lastStreamID, created.streamID)
-        } else if event is StreamClosedEvent {
-            openStreams -= 1
-            if draining, openStreams == 0 { finish(context: context) }
-        } else if event is HTTPDrainEvent {
-            startDraining(context: context)
-        }
-        context.fireUserInboundEventTriggered(event)
-    }
-
-    private func startDraining(context: ChannelHandlerContext) {
-        guard !draining else { return }
-        draining = true
-        let frame = HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: .maxID, errorCode: .noError, opaqueData: nil))
-        context.writeAndFlush(NIOAny(frame), promise: nil)
-        if openStreams == 0 {
-            // Streams the client opened before it saw GOAWAY still arrive within one round trip.
-            context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(500)) {
-                if self.openStreams == 0 { self.finish(context: context) }
-            }
-        }
-        context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(drainTimeout * 2)) { self.finish(context: context) }
-    }
-
-    private func finish(context: ChannelHandlerContext) {
-        guard context.channel.isActive else { return }
-        let frame = HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: lastStreamID, errorCode: .noError, opaqueData: nil))
-        context.writeAndFlush(NIOAny(frame)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
     }
 }
 

@@ -158,7 +158,8 @@ final class HTTPStream: UpstreamResponseReceiver {
             return
         }
         let internalOnly = manager.internalOnlyHeaders(for: request)
-        ForwardedHeaders.apply(to: &request, config: manager.config, internalOnly: internalOnly, random: &connection.random)
+        ForwardedHeaders.apply(
+            to: &request, config: manager.config, internalOnly: internalOnly, isHTTP2: connection.isHTTP2, random: &connection.random)
 
         let decision = manager.decide(request, random: random)
         routeDecision = decision
