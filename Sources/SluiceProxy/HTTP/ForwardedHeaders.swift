@@ -94,7 +94,9 @@ struct ForwardedHeaders {
         to request: inout HTTPRequestContext, config: HTTPConnectionManagerConfig, internalOnly: [String],
         isHTTP2: Bool, random: inout FastRandom
     ) {
+        // Taken out, so that the first change does not copy storage still shared with `request`.
         var headers = request.headers
+        request.headers = HTTPHeaders()
         if !isHTTP2 {
             removeHopByHop(&headers)
         } else if headers.contains(name: "te") {

@@ -103,7 +103,10 @@ final class HTTPStream: UpstreamResponseReceiver {
         self.requestVersion = head.version
         self.isHeadRequest = head.method == .HEAD
         self.requestChunked = head.headers.anyValue(of: "transfer-encoding", containsASCIICaseInsensitive: "chunked")
+        // Taken out of `head`, so that removing `host` does not copy storage shared with it.
+        var head = head
         var headers = head.headers
+        head.headers = HTTPHeaders()
         let authority = headers.first(name: "host") ?? ""
         headers.remove(name: "host")
         self.request = HTTPRequestContext(
@@ -284,9 +287,11 @@ final class HTTPStream: UpstreamResponseReceiver {
 
     private func forward(_ target: ForwardPlan) {
         self.target = target
-        let original = request
-        HeaderMutator.apply(target.requestHeaderMutations, to: &request.headers) { [manager] in
-            manager.substitute($0, for: original)
+        if !target.requestHeaderMutations.isEmpty {
+            let original = request
+            HeaderMutator.apply(target.requestHeaderMutations, to: &request.headers) { [manager] in
+                manager.substitute($0, for: original)
+            }
         }
         if let host = target.rewrittenHost(after: request.headers) {
             // Copies: two inout accesses to one stored property would overlap.

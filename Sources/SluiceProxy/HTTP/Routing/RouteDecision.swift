@@ -36,34 +36,69 @@ public enum HostRewritePlan: Sendable, Hashable {
 }
 
 /// Everything the router needs to forward one request.
-public struct ForwardPlan: Sendable {
+/// A class: a stream keeps its plan and passes it around, and a struct of this many fields
+/// costs a retain and a release per field on every copy.
+public final class ForwardPlan: Sendable {
     /// The cluster to use. Empty when `cluster_header` named no cluster (missing header): the
     /// caller then answers `action.clusterNotFoundStatus` (503 by default) with flag `NC`, as it
     /// does for any cluster that does not exist.
-    public var clusterName: String
+    public let clusterName: String
     /// The route's action (timeouts, upgrade configs, ...).
-    public var action: RouteAction
-    public var virtualHostName: String
-    public var routeName: String
+    public let action: RouteAction
+    public let virtualHostName: String
+    public let routeName: String
     /// The new `:path` (query kept) when `prefix_rewrite` or `regex_rewrite` applies, else nil.
     /// When set, Envoy also sends the old path as `x-envoy-original-path` (unless suppressed).
-    public var rewrittenPath: String?
-    public var hostRewrite: HostRewritePlan?
+    public let rewrittenPath: String?
+    public let hostRewrite: HostRewritePlan?
     /// Route's retry policy, else the virtual host's.
-    public var retryPolicy: RetryPolicy?
+    public let retryPolicy: RetryPolicy?
     /// Route's hash policies, else the virtual host's.
-    public var hashPolicies: [HashPolicy]
+    public let hashPolicies: [HashPolicy]
     /// The route's mirror policies that take this request: Envoy samples each policy's fraction
     /// with the stream's random value (`random % denominator < numerator`).
-    public var mirrors: [RequestMirrorPolicy]
+    public let mirrors: [RequestMirrorPolicy]
     /// Request header mutations in application order (see `HeaderMutationStep`).
-    public var requestHeaderMutations: [HeaderMutationStep]
+    public let requestHeaderMutations: [HeaderMutationStep]
     /// Response header mutations in application order.
-    public var responseHeaderMutations: [HeaderMutationStep]
+    public let responseHeaderMutations: [HeaderMutationStep]
     /// Per-filter overrides by filter name: weighted cluster entry, else route, else virtual host.
-    public var filterOverrides: [String: PerRouteFilterConfig]
-    public var includeRequestAttemptCount: Bool
-    public var includeAttemptCountInResponse: Bool
+    public let filterOverrides: [String: PerRouteFilterConfig]
+    public let includeRequestAttemptCount: Bool
+    public let includeAttemptCountInResponse: Bool
+
+    /// A plan as the route table decides it for one request.
+    public init(
+        clusterName: String,
+        action: RouteAction,
+        virtualHostName: String,
+        routeName: String,
+        rewrittenPath: String?,
+        hostRewrite: HostRewritePlan?,
+        retryPolicy: RetryPolicy?,
+        hashPolicies: [HashPolicy],
+        mirrors: [RequestMirrorPolicy],
+        requestHeaderMutations: [HeaderMutationStep],
+        responseHeaderMutations: [HeaderMutationStep],
+        filterOverrides: [String: PerRouteFilterConfig],
+        includeRequestAttemptCount: Bool,
+        includeAttemptCountInResponse: Bool
+    ) {
+        self.clusterName = clusterName
+        self.action = action
+        self.virtualHostName = virtualHostName
+        self.routeName = routeName
+        self.rewrittenPath = rewrittenPath
+        self.hostRewrite = hostRewrite
+        self.retryPolicy = retryPolicy
+        self.hashPolicies = hashPolicies
+        self.mirrors = mirrors
+        self.requestHeaderMutations = requestHeaderMutations
+        self.responseHeaderMutations = responseHeaderMutations
+        self.filterOverrides = filterOverrides
+        self.includeRequestAttemptCount = includeRequestAttemptCount
+        self.includeAttemptCountInResponse = includeAttemptCountInResponse
+    }
 
     /// The consistent-hash key for this request from `hashPolicies` (nil when none applies).
     public func hash(for request: HTTPRequestContext) -> UInt64? {
