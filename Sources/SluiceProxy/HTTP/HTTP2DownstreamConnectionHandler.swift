@@ -65,6 +65,7 @@ final class HTTP2DownstreamConnectionHandler: ChannelInboundHandler {
         stream.start(HTTPStream(head: head, manager: manager, connection: connection, downstream: stream, eventLoop: context.eventLoop), endStream: headers.endStream)
     }
 
+    /// NIO's stream events end here (nothing after this handler needs them); others go on.
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         // Most frequent first: window changes come with every DATA frame either way.
         if let window = event as? NIOHTTP2WindowUpdatedEvent {
@@ -82,10 +83,10 @@ final class HTTP2DownstreamConnectionHandler: ChannelInboundHandler {
             openStreams -= 1
             streams.removeValue(forKey: closed.streamID)?.closed()
             if draining, openStreams == 0 { finishDraining(context: context) }
-        } else if event is HTTPDrainEvent {
-            startDraining(context: context)
+        } else {
+            if event is HTTPDrainEvent { startDraining(context: context) }
+            context.fireUserInboundEventTriggered(event)
         }
-        context.fireUserInboundEventTriggered(event)
     }
 
     private func startDraining(context: ChannelHandlerContext) {

@@ -54,8 +54,12 @@ final class UpstreamHTTP1Connection: UpstreamExchangeHandler, RemovableChannelHa
 
     func writeHead(_ head: HTTPRequestHead) {
         var head = head
-        if head.headers[canonicalForm: "connection"].contains(where: { $0.lowercased() == "close" }) { reusable = false }
-        head.version = .http1_1
+        if head.headers.contains(name: "connection"),
+           head.headers[canonicalForm: "connection"].contains(where: { $0.lowercased() == "close" }) {
+            reusable = false
+        }
+        // Set only when different: the setter copies the head's shared storage.
+        if head.version != .http1_1 { head.version = .http1_1 }
         context?.write(wrapOutboundOut(.head(head)), promise: nil)
     }
 
