@@ -53,6 +53,14 @@ import Testing
         let trailers = HTTP2HeaderMapping.headerBlock(["Grpc-Status": "0"], status: nil)
         #expect(trailers.map { "\($0.name): \($0.value)" } == ["grpc-status: 0"])
     }
+
+    @Test func fieldsThatChangeWithEveryResponseStayOutOfTheDynamicTable() {
+        let headers: HTTPHeaders = ["Date": "Mon, 23 Nov 2026 12:00:00 GMT", "x-envoy-upstream-service-time": "1", "content-type": "a"]
+        let indexing = Dictionary(uniqueKeysWithValues: HTTP2HeaderMapping.headerBlock(headers, status: 200).map { ($0.name, $0.indexable) })
+        #expect(indexing["date"] == .nonIndexable)
+        #expect(indexing["x-envoy-upstream-service-time"] == .nonIndexable)
+        #expect(indexing["content-type"] == .indexable)
+    }
 }
 
 /// Which request header blocks and trailers are malformed (RFC 9113 § 8.2–8.3); NIO's own

@@ -102,7 +102,10 @@ enum HTTP2HeaderMapping {
                 }
                 continue
             }
-            block.add(name: lower, value: value)
+            // Fields whose value changes with nearly every response would only churn HPACK's
+            // dynamic table, which NIO's encoder searches entry by entry for every field.
+            let volatile = lower == "date" || lower == "x-envoy-upstream-service-time"
+            block.add(name: lower, value: value, indexing: volatile ? .nonIndexable : .indexable)
         }
         // Rare: a forwarded response lost its `connection` field with the hop-by-hop ones.
         if !named.isEmpty {
