@@ -109,12 +109,17 @@ final class HTTP2DownstreamStream: DownstreamResponseWriter {
 
     /// The stream closed (reset by the client, or the connection went away).
     func closed() {
-        heldRequest.removeAll()
-        heldHead = nil
-        heldBody = nil
+        dropHeld()
         let stream = self.stream
         self.stream = nil
         stream?.downstreamReset()
+    }
+
+    /// Whatever waits in either direction, for a stream that ended abruptly.
+    private func dropHeld() {
+        heldRequest.removeAll()
+        heldHead = nil
+        heldBody = nil
     }
 
     // MARK: DownstreamResponseWriter
@@ -210,9 +215,7 @@ final class HTTP2DownstreamStream: DownstreamResponseWriter {
 
     private func reset(_ code: HTTP2ErrorCode) {
         stream = nil
-        heldRequest.removeAll()
-        heldHead = nil
-        heldBody = nil
+        dropHeld()
         connection?.forget(id)
         context.writeAndFlush(frame(.rstStream(code)), promise: nil)
     }

@@ -34,6 +34,7 @@ enum HTTPCodecSetup {
         // the downstream handler, which keeps reading (NIO's pipelining handler would stop and
         // restart reading around every request, two epoll changes each); it answers parser
         // errors too, after the requests before them.
+        try sync.addHandler(FlushCoalescingHandler(), position: .first)
         try sync.configureHTTPServerPipeline(
             withPipeliningAssistance: false, withServerUpgrade: nil, withErrorHandling: false,
             withOutboundHeaderValidation: false)

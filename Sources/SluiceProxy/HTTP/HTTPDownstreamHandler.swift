@@ -57,7 +57,6 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var responseHeadSent = false
     /// The response head under way said `Connection: close`: close once it ended.
     private var responseSaysClose = false
-    private var flushScheduled = false
     /// The current request's end arrived; parts after it belong to the next request.
     private var requestEnded = true
     /// Pipelining: parts of requests that arrived while a response was under way, played
@@ -242,25 +241,12 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler
                 if manager.runtime.isDraining { manager.stats.downstreamConnectionsDrainClose.increment() }
             }
         }
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        if head.status.code < 200 { context.flush() } else { scheduleFlush(context) }
+        context.writeAndFlush(wrapOutboundOut(.head(head)), promise: nil)
     }
 
     func writeResponseBody(_ body: ByteBuffer) {
         guard let context else { return }
-        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-        scheduleFlush(context)
-    }
-
-    /// One flush per event-loop turn: what the upstream reads of one turn brought goes out in
-    /// one write instead of a system call per part.
-    private func scheduleFlush(_ context: ChannelHandlerContext) {
-        guard !flushScheduled else { return }
-        flushScheduled = true
-        context.eventLoop.assumeIsolated().execute {
-            self.flushScheduled = false
-            context.flush()
-        }
+        context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
     }
 
     func writeResponseEnd(_ trailers: HTTPHeaders?) {
@@ -273,8 +259,7 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler
                 context.close(promise: nil)
             }
         } else {
-            context.write(wrapOutboundOut(.end(trailers)), promise: nil)
-            scheduleFlush(context)
+            context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
         }
         if !pipelined.isEmpty || protocolErrorPending {
             // Not from inside the finished stream's own call chain.

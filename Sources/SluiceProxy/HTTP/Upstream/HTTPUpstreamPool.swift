@@ -145,7 +145,7 @@ final class HTTPUpstreamHostPool {
             case .http1:
                 let connection = try channel.pipeline.syncOperations.handler(type: UpstreamHTTP1Connection.self)
                 try channel.pipeline.syncOperations.addHandlers(
-                    [HTTPRequestEncoder(), ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes))],
+                    [FlushCoalescingHandler(), HTTPRequestEncoder(), ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes))],
                     position: .before(connection))
                 connection.onIdle = { [weak self] (connection: UpstreamHTTP1Connection) in self?.release(connection) }
                 connection.onClose = { [weak self] (connection: UpstreamHTTP1Connection) in

@@ -66,26 +66,9 @@ final class UpstreamHTTP1Connection: UpstreamExchangeHandler, RemovableChannelHa
 
     func writeEnd(_ trailers: HTTPHeaders?) {
         requestComplete = true
-        guard let context else { return }
-        context.write(wrapOutboundOut(.end(trailers)), promise: nil)
-        scheduleFlush(context)
+        context?.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
         finishIfDone()
     }
-
-    private var flushScheduled = false
-
-    /// The requests one downstream read produced go out together at the end of the event-loop
-    /// turn: written one by one between the parsing of the next, each woke the upstream anew.
-    private func scheduleFlush(_ context: ChannelHandlerContext) {
-        guard !flushScheduled else { return }
-        flushScheduled = true
-        context.eventLoop.assumeIsolated().execute {
-            self.flushScheduled = false
-            context.flush()
-        }
-    }
-
-
 
     /// After a `101 Switching Protocols`: stops speaking HTTP on this connection (never reused)
     /// and joins it to `tunnel`; bytes that followed the response head are passed on.
