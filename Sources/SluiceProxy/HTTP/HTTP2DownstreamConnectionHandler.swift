@@ -82,7 +82,7 @@ final class HTTP2DownstreamConnectionHandler: ChannelInboundHandler {
         } else if let closed = event as? StreamClosedEvent {
             openStreams -= 1
             streams.removeValue(forKey: closed.streamID)?.closed()
-            if draining, openStreams == 0 { finishDraining(context: context) }
+            if draining, openStreams == 0 { finishDrainingUnlessStreamsArrive(context: context) }
         } else {
             if event is HTTPDrainEvent { startDraining(context: context) }
             context.fireUserInboundEventTriggered(event)
@@ -94,14 +94,18 @@ final class HTTP2DownstreamConnectionHandler: ChannelInboundHandler {
         draining = true
         let frame = HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: .maxID, errorCode: .noError, opaqueData: nil))
         context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
-        let loop = context.eventLoop.assumeIsolated()
-        if openStreams == 0 {
-            // Streams the client opened before it saw GOAWAY still arrive within one round trip.
-            loop.scheduleTask(in: .milliseconds(500)) {
-                if self.openStreams == 0 { self.finishDraining(context: context) }
-            }
+        if openStreams == 0 { finishDrainingUnlessStreamsArrive(context: context) }
+        context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(manager.config.drainTimeout * 2)) {
+            self.finishDraining(context: context)
         }
-        loop.scheduleTask(in: TimeAmount(manager.config.drainTimeout * 2)) { self.finishDraining(context: context) }
+    }
+
+    /// Streams the client opened before it saw GOAWAY still arrive within one round trip: the
+    /// connection closes only if none did, also when the last stream just ended.
+    private func finishDrainingUnlessStreamsArrive(context: ChannelHandlerContext) {
+        context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(500)) {
+            if self.openStreams == 0 { self.finishDraining(context: context) }
+        }
     }
 
     private func finishDraining(context: ChannelHandlerContext) {
@@ -152,7 +156,7 @@ final class HTTP2DownstreamConnectionHandler: ChannelInboundHandler {
         context.eventLoop.assumeIsolated().execute {
             let holding = self.holding
             self.holding.removeAll(keepingCapacity: true)
-            for stream in holding { stream.writeHeld() }
+            for stream in holding { stream.turnEnded() }
             context.flush()
         }
     }

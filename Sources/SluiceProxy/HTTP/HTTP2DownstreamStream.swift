@@ -142,23 +142,22 @@ final class HTTP2DownstreamStream: DownstreamResponseWriter {
 
     func writeResponseEnd(_ trailers: HTTPHeaders?) {
         stream = nil
+        // What is held goes out first, except the part that can carry END_STREAM itself.
+        let last: HTTP2Frame.FramePayload
         if let trailers, !trailers.isEmpty {
             writeHeld()
-            context.write(frame(.headers(.init(headers: HTTP2HeaderMapping.headerBlock(trailers, status: nil), endStream: true))), promise: nil)
+            last = .headers(.init(headers: HTTP2HeaderMapping.headerBlock(trailers, status: nil), endStream: true))
         } else if let body = heldBody {
             heldBody = nil
-            if let head = heldHead {
-                heldHead = nil
-                context.write(frame(.headers(.init(headers: head))), promise: nil)
-            }
-            context.write(frame(.data(.init(data: .byteBuffer(body), endStream: true))), promise: nil)
+            writeHeld()
+            last = .data(.init(data: .byteBuffer(body), endStream: true))
         } else if let head = heldHead {
             heldHead = nil
-            context.write(frame(.headers(.init(headers: head, endStream: true))), promise: nil)
+            last = .headers(.init(headers: head, endStream: true))
         } else {
-            context.write(frame(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))), promise: nil)
+            last = .data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))
         }
-        context.flush()
+        context.writeAndFlush(frame(last), promise: nil)
         dropHeldRequest()
     }
 
@@ -168,9 +167,14 @@ final class HTTP2DownstreamStream: DownstreamResponseWriter {
         connection?.holdUntilTurnEnd(self)
     }
 
-    /// Writes the response parts held so far (not flushed).
-    func writeHeld() {
+    /// The event-loop turn ended: what is still held goes out (the connection flushes).
+    func turnEnded() {
         awaitingTurnEnd = false
+        writeHeld()
+    }
+
+    /// Writes the response parts held so far, without flushing.
+    private func writeHeld() {
         if let head = heldHead {
             heldHead = nil
             context.write(frame(.headers(.init(headers: head))), promise: nil)
